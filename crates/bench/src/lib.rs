@@ -1,0 +1,1 @@
+//! revocable-bench: placeholder, see the crate's issue.

@@ -1,0 +1,1 @@
+//! revocable-devfs: placeholder, see the crate's issue.

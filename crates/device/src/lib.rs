@@ -1,0 +1,1 @@
+//! revocable-device: placeholder, see the crate's issue.

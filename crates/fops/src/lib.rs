@@ -1,0 +1,1 @@
+//! revocable-fops: placeholder, see the crate's issue.

@@ -1,0 +1,1 @@
+//! revocable-torture: placeholder, see issue 5.

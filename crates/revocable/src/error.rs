@@ -1,0 +1,146 @@
+//! [`RevokeTimeout`]: what a stuck unplug looks like to the person debugging it.
+
+use core::fmt;
+use core::panic::Location;
+use core::time::Duration;
+use std::string::String;
+use std::vec::Vec;
+
+/// `revoke_timeout` gave up waiting; revocation stays in progress.
+///
+/// New accesses already fail, and the resource is dropped when the last holder leaves (as with
+/// [`Revocable::revoke_deferred`](crate::Revocable::revoke_deferred)). The error lists the holders
+/// that were still inside an access when the time ran out.
+///
+/// ```
+/// use std::time::Duration;
+/// use revocable::Revocable;
+///
+/// let r = Revocable::new(5);
+/// let guard = r.try_access().unwrap();
+/// let err = r.revoke_timeout(Duration::from_millis(10)).unwrap_err();
+/// assert_eq!(err.remaining(), 1);
+/// assert!(err.to_string().contains("1 holder"));
+/// assert!(r.try_access().is_none()); // revocation is in progress
+/// drop(guard); // the last holder leaves: the value is dropped now
+/// ```
+#[derive(Debug, Clone)]
+pub struct RevokeTimeout {
+    pub(crate) waited: Duration,
+    pub(crate) holders: Vec<Holder>,
+}
+
+/// One access that was still held when a `revoke_timeout` expired.
+#[derive(Debug, Clone)]
+pub struct Holder {
+    pub(crate) thread_name: Option<String>,
+    pub(crate) thread_id: String,
+    pub(crate) os_tid: Option<i64>,
+    pub(crate) exited: bool,
+    pub(crate) held_for: Duration,
+    pub(crate) exact: bool,
+    pub(crate) location: Option<&'static Location<'static>>,
+}
+
+impl RevokeTimeout {
+    /// How many accesses were still held.
+    pub fn remaining(&self) -> usize {
+        self.holders.len()
+    }
+
+    /// The holders, one entry per access (a thread nesting two accesses appears twice).
+    pub fn holders(&self) -> &[Holder] {
+        &self.holders
+    }
+
+    /// How long the revoker waited.
+    pub fn waited(&self) -> Duration {
+        self.waited
+    }
+}
+
+impl Holder {
+    /// The holding thread's name, if it has one.
+    pub fn thread_name(&self) -> Option<&str> {
+        self.thread_name.as_deref()
+    }
+
+    /// The holding thread's `ThreadId`, as its `Debug` text (e.g. `ThreadId(7)`).
+    pub fn thread_id(&self) -> &str {
+        &self.thread_id
+    }
+
+    /// The kernel's thread id (`gettid`), where known: what `gdb` and `/proc` show.
+    pub fn os_tid(&self) -> Option<i64> {
+        self.os_tid
+    }
+
+    /// The thread has exited: the access was leaked (`mem::forget`, `Box::leak`) and will never end.
+    pub fn thread_exited(&self) -> bool {
+        self.exited
+    }
+
+    /// How long the access has been held. Exact with the `track-holders` feature; otherwise a lower
+    /// bound (the time since the revoke began), see [`Holder::held_for_is_exact`].
+    pub fn held_for(&self) -> Duration {
+        self.held_for
+    }
+
+    /// Whether [`Holder::held_for`] is exact (`track-holders`) or a lower bound.
+    pub fn held_for_is_exact(&self) -> bool {
+        self.exact
+    }
+
+    /// Where the access was taken (`#[track_caller]`), with the `track-holders` feature.
+    pub fn location(&self) -> Option<&'static Location<'static>> {
+        self.location
+    }
+}
+
+impl fmt::Display for Holder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("thread ")?;
+        if let Some(n) = &self.thread_name {
+            write!(f, "'{n}' ")?;
+        }
+        write!(f, "({}", self.thread_id)?;
+        if let Some(t) = self.os_tid {
+            write!(f, ", tid {t}")?;
+        }
+        f.write_str(")")?;
+        if self.exited {
+            f.write_str(" [exited: leaked guard]")?;
+        }
+        let ms = self.held_for.as_secs_f64() * 1e3;
+        if self.exact {
+            write!(f, " held access for {ms:.1} ms")?;
+        } else {
+            write!(f, " held access for at least {ms:.1} ms")?;
+        }
+        if let Some(l) = self.location {
+            write!(f, ", taken at {}:{}:{}", l.file(), l.line(), l.column())?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for RevokeTimeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.holders.len();
+        write!(
+            f,
+            "revoke timed out after {:.1} ms with {n} holder{} remaining",
+            self.waited.as_secs_f64() * 1e3,
+            if n == 1 { "" } else { "s" }
+        )?;
+        for (i, h) in self.holders.iter().enumerate() {
+            write!(f, "{} {h}", if i == 0 { ":" } else { ";" })?;
+        }
+        if n == 0 {
+            f.write_str(" (the value's drop is in progress in another thread)")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for RevokeTimeout {}

@@ -1,0 +1,437 @@
+//! Per-thread announcement slots: the reader side of the protocol (hazard-pointer style).
+//!
+//! Every thread that ever takes an access owns one [`Record`]: a cache-line-aligned block of slots.
+//! A reader *announces* an access by writing the resource's id (see [`crate::id`]) into its next free
+//! slot, and *retracts* it by writing zero. Nobody else writes a slot, so the read path is plain
+//! stores to memory no other core is writing: no atomic read-modify-write, no shared cache line.
+//! A revoker *scans* every record for its id. Memory is O(1) per resource and O(threads × depth) in
+//! all; a revoke waits only for the slots carrying its own id.
+//!
+//! Records are never freed: a thread that exits hands its record back (status `FREE`) for the next
+//! new thread, unless one of its slots is still in use — only a leaked guard (`mem::forget`,
+//! `Box::leak`) can do that, since guards are `!Send` — in which case the record is `ABANDONED` with
+//! its announcements intact: the leaked guard may have lent `&T` to another thread.
+//!
+//! # Invariants
+//! * Only the owning thread writes a record's slots and `top`; scanners only load slots.
+//! * A non-zero slot holds the id of a resource that this thread accessed and whose access has not
+//!   been retracted; every slot at index `>= top` is zero.
+//! * The list of records and each record's chain of overflow chunks only grow; nodes are `'static`.
+
+use core::cell::UnsafeCell;
+use core::ptr;
+use std::sync::Mutex;
+
+use crate::barrier;
+use crate::sync::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
+
+/// Slots in the record itself; with `top` they fill one 64-byte line.
+pub(crate) const INLINE: usize = 7;
+/// Slots per overflow chunk, for nesting deeper than [`INLINE`].
+const CHUNK: usize = 16;
+
+const OWNED: u8 = 0;
+const FREE: u8 = 1;
+const ABANDONED: u8 = 2;
+
+/// Who owns (or owned) a record, for `RevokeTimeout` reports.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Owner {
+    pub(crate) name: Option<String>,
+    pub(crate) id: String,
+    pub(crate) os_tid: Option<i64>,
+    pub(crate) exited: bool,
+}
+
+/// Where and when a slot's access was taken (feature `track-holders`); zero-sized otherwise.
+#[derive(Default)]
+pub(crate) struct Meta {
+    #[cfg(feature = "track-holders")]
+    loc: AtomicPtr<core::panic::Location<'static>>,
+    #[cfg(feature = "track-holders")]
+    since_ns: AtomicU64,
+}
+
+/// One thread's announcement slots. See the module docs for the invariants.
+#[repr(C, align(128))]
+pub(crate) struct Record {
+    top: UnsafeCell<usize>,
+    slots: [AtomicU64; INLINE],
+    overflow: AtomicPtr<Chunk>,
+    next: AtomicPtr<Record>,
+    status: AtomicU8,
+    owner: Mutex<Owner>,
+    meta: [Meta; INLINE],
+}
+
+// SAFETY: `top` is only touched by the owning thread (invariant); everything else is atomic or
+// behind a mutex.
+unsafe impl Sync for Record {}
+// SAFETY: as above; records are handed between threads only through the `status` protocol.
+unsafe impl Send for Record {}
+
+struct Chunk {
+    slots: [AtomicU64; CHUNK],
+    meta: [Meta; CHUNK],
+    next: AtomicPtr<Chunk>,
+}
+
+/// The list of all records ever created.
+pub(crate) struct Registry {
+    head: AtomicPtr<Record>,
+}
+
+#[cfg(not(loom))]
+fn registry() -> &'static Registry {
+    static R: Registry = Registry { head: AtomicPtr::new(ptr::null_mut()) };
+    &R
+}
+#[cfg(loom)]
+fn registry() -> &'static Registry {
+    loom::lazy_static! {
+        static ref R: Registry = Registry { head: AtomicPtr::new(ptr::null_mut()) };
+    }
+    &R
+}
+
+/// Releases this thread's record when the thread exits.
+struct Handle(core::cell::Cell<*const Record>);
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let p = self.0.get();
+        if !p.is_null() {
+            // SAFETY: records are 'static (invariant), and this thread owns it.
+            unsafe { release(&*p) };
+        }
+    }
+}
+
+#[cfg(not(loom))]
+std::thread_local! {
+    /// The fast path's pointer to this thread's record (no destructor, so always accessible).
+    static LOCAL: core::cell::Cell<*const Record> = const { core::cell::Cell::new(ptr::null()) };
+    static HANDLE: Handle = const { Handle(core::cell::Cell::new(ptr::null())) };
+}
+#[cfg(loom)]
+loom::thread_local! {
+    static LOCAL: core::cell::Cell<*const Record> = core::cell::Cell::new(ptr::null());
+    static HANDLE: Handle = Handle(core::cell::Cell::new(ptr::null()));
+}
+
+/// An announcement in place: which slot to clear when the access ends.
+pub(crate) struct Token {
+    rec: &'static Record,
+    slot: &'static AtomicU64,
+    idx: usize,
+}
+
+impl Record {
+    fn new(status: u8) -> Self {
+        Self {
+            top: UnsafeCell::new(0),
+            slots: core::array::from_fn(|_| AtomicU64::new(0)),
+            overflow: AtomicPtr::new(ptr::null_mut()),
+            next: AtomicPtr::new(ptr::null_mut()),
+            status: AtomicU8::new(status),
+            owner: Mutex::new(Owner::default()),
+            meta: core::array::from_fn(|_| Meta::default()),
+        }
+    }
+
+    /// Slot `i` and its metadata, allocating overflow chunks on the way if `grow` (owner only).
+    fn slot(&'static self, i: usize, grow: bool) -> Option<(&'static AtomicU64, &'static Meta)> {
+        if i < INLINE {
+            return Some((&self.slots[i], &self.meta[i]));
+        }
+        let mut j = i - INLINE;
+        let mut link = &self.overflow;
+        loop {
+            // Acquire: pairs with the Release publication below, so a chunk's slots are initialised.
+            let mut c = link.load(Ordering::Acquire);
+            if c.is_null() {
+                if !grow {
+                    return None;
+                }
+                let fresh = Box::new(Chunk {
+                    slots: core::array::from_fn(|_| AtomicU64::new(0)),
+                    meta: core::array::from_fn(|_| Meta::default()),
+                    next: AtomicPtr::new(ptr::null_mut()),
+                });
+                c = Box::into_raw(fresh);
+                // Only the owner appends, so a plain Release store publishes it.
+                link.store(c, Ordering::Release);
+            }
+            // SAFETY: chunks are never freed (invariant) and were initialised before publication.
+            let chunk: &'static Chunk = unsafe { &*c };
+            if j < CHUNK {
+                return Some((&chunk.slots[j], &chunk.meta[j]));
+            }
+            j -= CHUNK;
+            link = &chunk.next;
+        }
+    }
+
+    /// Calls `f` on every slot and its metadata (scanners and the owner).
+    fn for_each_slot(&'static self, mut f: impl FnMut(&'static AtomicU64, &'static Meta)) {
+        for (s, m) in self.slots.iter().zip(&self.meta) {
+            f(s, m);
+        }
+        let mut c = self.overflow.load(Ordering::Acquire);
+        while !c.is_null() {
+            // SAFETY: chunks are never freed and are initialised before publication.
+            let chunk: &'static Chunk = unsafe { &*c };
+            for (s, m) in chunk.slots.iter().zip(&chunk.meta) {
+                f(s, m);
+            }
+            c = chunk.next.load(Ordering::Acquire);
+        }
+    }
+}
+
+/// This thread's record, registering one on first use.
+#[inline(always)]
+fn local() -> &'static Record {
+    let p = LOCAL.with(|c| c.get());
+    if p.is_null() {
+        return register();
+    }
+    // SAFETY: LOCAL only ever holds a 'static record owned by this thread.
+    unsafe { &*p }
+}
+
+#[cold]
+#[inline(never)]
+fn register() -> &'static Record {
+    barrier::init();
+    let reg = registry();
+    let mut p = reg.head.load(Ordering::Acquire);
+    let rec: &'static Record = loop {
+        if p.is_null() {
+            let rec: &'static Record = Box::leak(Box::new(Record::new(OWNED)));
+            let mut head = reg.head.load(Ordering::Relaxed);
+            loop {
+                rec.next.store(head, Ordering::Relaxed);
+                // Release: publishes the record's initialised fields to scanners (Acquire on head).
+                match reg.head.compare_exchange_weak(
+                    head,
+                    rec as *const Record as *mut Record,
+                    Ordering::Release,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => break,
+                    Err(h) => head = h,
+                }
+            }
+            break rec;
+        }
+        // SAFETY: records are never freed.
+        let r: &'static Record = unsafe { &*p };
+        // Acquire: the previous owner's last writes (top, slots all zero) happen before ours.
+        if r.status.load(Ordering::Relaxed) == FREE
+            && r.status.compare_exchange(FREE, OWNED, Ordering::Acquire, Ordering::Relaxed).is_ok()
+        {
+            break r;
+        }
+        p = r.next.load(Ordering::Relaxed);
+    };
+    // SAFETY: we own the record now; `top` is owner-only.
+    unsafe { *rec.top.get() = 0 };
+    *rec.owner.lock().unwrap_or_else(|e| e.into_inner()) = current_owner();
+    LOCAL.with(|c| c.set(rec));
+    // If the thread is already tearing down its thread-locals, the record can't be handed back at
+    // exit: it stays OWNED (never reused). Only code that accesses a resource from a TLS destructor
+    // that runs after ours pays this, once per thread.
+    let _ = HANDLE.try_with(|h| h.0.set(rec));
+    rec
+}
+
+fn current_owner() -> Owner {
+    let t = std::thread::current();
+    Owner { name: t.name().map(str::to_owned), id: format!("{:?}", t.id()), os_tid: os_tid(), exited: false }
+}
+
+fn os_tid() -> Option<i64> {
+    #[cfg(all(target_os = "linux", not(miri)))]
+    // SAFETY: gettid has no arguments and no side effects.
+    return Some(unsafe { libc::syscall(libc::SYS_gettid) } as i64);
+    #[cfg(not(all(target_os = "linux", not(miri))))]
+    None
+}
+
+/// Thread exit: hand the record back, or abandon it with its (leaked) announcements intact.
+fn release(rec: &'static Record) {
+    let _ = LOCAL.try_with(|c| c.set(ptr::null()));
+    let mut busy = false;
+    rec.for_each_slot(|s, _| busy |= s.load(Ordering::Relaxed) != 0);
+    let mut owner = rec.owner.lock().unwrap_or_else(|e| e.into_inner());
+    if busy {
+        owner.exited = true;
+        drop(owner);
+        rec.status.store(ABANDONED, Ordering::Release);
+    } else {
+        *owner = Owner::default();
+        drop(owner);
+        // SAFETY: still the owner until the store below.
+        unsafe { *rec.top.get() = 0 };
+        // Release: our last writes happen before the next owner's Acquire claim.
+        rec.status.store(FREE, Ordering::Release);
+    }
+}
+
+/// Announces an access to resource `id` by this thread; ends with the reader's light barrier.
+#[inline(always)]
+#[cfg_attr(feature = "track-holders", track_caller)]
+pub(crate) fn announce(id: u64) -> Token {
+    let rec = local();
+    // SAFETY: `top` is owner-only and we are the owner.
+    let top = unsafe { *rec.top.get() };
+    if top < INLINE {
+        let slot = &rec.slots[top];
+        track(&rec.meta[top]);
+        // Relaxed: ordering against the revoked-flag load comes from the barrier pair
+        // (light here, heavy in the revoker), see `barrier`.
+        slot.store(id, Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { *rec.top.get() = top + 1 };
+        barrier::light();
+        return Token { rec, slot, idx: top };
+    }
+    announce_deep(rec, id, top)
+}
+
+#[cold]
+#[inline(never)]
+#[cfg_attr(feature = "track-holders", track_caller)]
+fn announce_deep(rec: &'static Record, id: u64, top: usize) -> Token {
+    // Reuse a hole left by an out-of-order retract before growing, so that live accesses, not the
+    // history of drops, bound the slots in use.
+    let mut idx = top;
+    for i in 0..top {
+        if rec.slot(i, false).is_some_and(|(s, _)| s.load(Ordering::Relaxed) == 0) {
+            idx = i;
+            break;
+        }
+    }
+    let (slot, meta) = rec.slot(idx, true).expect("growing slot lookup always succeeds");
+    track(meta);
+    slot.store(id, Ordering::Relaxed);
+    if idx == top {
+        // SAFETY: owner-only.
+        unsafe { *rec.top.get() = top + 1 };
+    }
+    barrier::light();
+    Token { rec, slot, idx }
+}
+
+#[inline(always)]
+#[cfg_attr(feature = "track-holders", track_caller)]
+fn track(_meta: &Meta) {
+    #[cfg(feature = "track-holders")]
+    {
+        let loc = core::panic::Location::caller();
+        _meta.loc.store(loc as *const _ as *mut _, Ordering::Relaxed);
+        _meta.since_ns.store(now_ns(), Ordering::Relaxed);
+    }
+}
+
+#[cfg(feature = "track-holders")]
+fn now_ns() -> u64 {
+    epoch().elapsed().as_nanos() as u64
+}
+
+#[cfg(feature = "track-holders")]
+fn epoch() -> std::time::Instant {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(std::time::Instant::now)
+}
+
+/// Retracts an announcement; ends with the reader's light barrier.
+#[inline(always)]
+pub(crate) fn retract(t: &Token) {
+    // Release: every use of the resource in this access happens before a scanner that sees zero.
+    t.slot.store(0, Ordering::Release);
+    // SAFETY: `top` is owner-only; guards are !Send, so this runs on the owning thread.
+    let top = unsafe { *t.rec.top.get() };
+    if t.idx + 1 == top {
+        let mut new_top = t.idx;
+        while new_top > 0 && slot_is_free(t.rec, new_top - 1) {
+            new_top -= 1;
+        }
+        // SAFETY: as above.
+        unsafe { *t.rec.top.get() = new_top };
+    }
+    barrier::light();
+}
+
+#[inline(always)]
+fn slot_is_free(rec: &'static Record, i: usize) -> bool {
+    if i < INLINE {
+        return rec.slots[i].load(Ordering::Relaxed) == 0;
+    }
+    rec.slot(i, false).is_none_or(|(s, _)| s.load(Ordering::Relaxed) == 0)
+}
+
+/// Counts the announcements of `id` in all records.
+pub(crate) fn count(id: u64) -> usize {
+    let mut n = 0;
+    for_each_record(|rec| {
+        // Acquire: pairs with `retract`'s Release, see there.
+        rec.for_each_slot(|s, _| n += usize::from(s.load(Ordering::Acquire) == id));
+    });
+    n
+}
+
+/// One remaining holder, as seen by a scan.
+pub(crate) struct Seen {
+    pub(crate) owner: Owner,
+    #[cfg_attr(not(feature = "track-holders"), allow(dead_code))]
+    pub(crate) since: Option<(std::time::Duration, &'static core::panic::Location<'static>)>,
+}
+
+/// Describes every announcement of `id` (for `RevokeTimeout`).
+pub(crate) fn holders(id: u64) -> Vec<Seen> {
+    let mut out = Vec::new();
+    for_each_record(|rec| {
+        rec.for_each_slot(|s, _m| {
+            if s.load(Ordering::Acquire) == id {
+                let owner = rec.owner.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                #[cfg(feature = "track-holders")]
+                let since = {
+                    let loc = _m.loc.load(Ordering::Relaxed);
+                    let ns = _m.since_ns.load(Ordering::Relaxed);
+                    // SAFETY: only `&'static Location`s are ever stored.
+                    (!loc.is_null()).then(|| {
+                        (std::time::Duration::from_nanos(now_ns().saturating_sub(ns)), unsafe { &*loc })
+                    })
+                };
+                #[cfg(not(feature = "track-holders"))]
+                let since = None;
+                out.push(Seen { owner, since });
+            }
+        });
+    });
+    out
+}
+
+fn for_each_record(mut f: impl FnMut(&'static Record)) {
+    // Acquire: pairs with the Release push in `register`.
+    let mut p = registry().head.load(Ordering::Acquire);
+    while !p.is_null() {
+        // SAFETY: records are never freed.
+        let r: &'static Record = unsafe { &*p };
+        f(r);
+        p = r.next.load(Ordering::Relaxed);
+    }
+}
+
+/// Records in the registry, and how many are owned by live threads (tests and diagnostics).
+#[cfg(all(test, not(loom)))]
+pub(crate) fn record_stats() -> (usize, usize) {
+    let (mut all, mut owned) = (0, 0);
+    for_each_record(|r| {
+        all += 1;
+        owned += usize::from(r.status.load(Ordering::Relaxed) == OWNED);
+    });
+    (all, owned)
+}

@@ -1,0 +1,460 @@
+//! [`Revocable<T>`] with thread-local announcements and asymmetric fences (feature `std`).
+//!
+//! # The protocol (a one-shot SRCU)
+//!
+//! Reader (`try_access`): write the resource id into a free slot of this thread's record, light
+//! barrier, load `state`; zero means "live": use the value; otherwise retract and fail.
+//! Leaving (guard drop): write zero into the slot (Release), light barrier, load `state`; non-zero
+//! means a revocation is under way: take the slow path ([`Revocable::leave_slow`]).
+//!
+//! Revoker: one caller wins the CAS `0 → REVOKED (| WAITING)`; it issues the heavy barrier, then sets
+//! `SCANNED`, a full fence, and scans every record for the id. Because of the barrier pair, every
+//! reader either saw `REVOKED` (and backs out) or is visible to the scan; every leaving holder either
+//! is visible to the scan as gone or saw the revocation (and reports its exit). When the scan finds
+//! nothing, whoever saw that first sets `CLAIMED` and drops the value, then sets `DROPPED`.
+//!
+//! * `WAITING` (a synchronous revoker sleeps on `seq`): a leaving holder bumps `seq` and wakes it;
+//!   the revoker rescans and drops the value itself.
+//! * Without `WAITING` (`revoke_deferred`, or an expired `revoke_timeout`), once `SCANNED` is set a
+//!   leaving holder scans; the last one out drops the value in its own thread.
+//! * Callers that lost the race and must wait for the drop set `DROP_WAITERS` and sleep on `state`.
+//!
+//! Only the revoking side pays: a heavy barrier and scans. The read side is two plain stores, two
+//! compiler fences and two loads of lines that stay in the reader's cache.
+//!
+//! # Invariants
+//! * `state` only gains bits, in this order: `REVOKED` (with `WAITING` if the winner waits),
+//!   `SCANNED`, `CLAIMED`, `DROPPED`; `WAITING` is cleared at most once (time-out); `DROP_WAITERS` may
+//!   be set at any point after `REVOKED`.
+//! * `data` is initialised until the one thread that set `CLAIMED` drops it; no guard exists then.
+//! * `id` is unique in the process and never reused (see [`crate::id`]).
+
+use core::cell::UnsafeCell;
+use core::fmt;
+use core::marker::PhantomData;
+use core::mem::ManuallyDrop;
+use core::ops::Deref;
+use core::ptr::NonNull;
+use core::time::Duration;
+use std::time::Instant;
+
+use crate::error::{Holder, RevokeTimeout};
+use crate::registry::{self, Token};
+use crate::sync::{fence, AtomicU32, Ordering};
+use crate::{barrier, id, wait};
+
+const REVOKED: u32 = 1;
+const SCANNED: u32 = 2;
+const WAITING: u32 = 4;
+const CLAIMED: u32 = 8;
+const DROPPED: u32 = 16;
+const DROP_WAITERS: u32 = 32;
+
+/// A value that its owner can revoke while others may be using it.
+///
+/// Accesses ([`try_access`](Self::try_access)) succeed until the value is revoked; after
+/// [`revoke`](Self::revoke) returns, the value has been dropped and every later access returns
+/// `None`. An access already in progress keeps the value alive until its guard is dropped: revoke
+/// waits for it. Holders may block or sleep while holding a guard.
+///
+/// ```
+/// use revocable::Revocable;
+///
+/// let dev = Revocable::new(String::from("/dev/cros_ec"));
+/// assert_eq!(dev.try_access().as_deref().map(String::as_str), Some("/dev/cros_ec"));
+/// assert!(dev.revoke());                  // exactly one caller gets `true`
+/// assert!(dev.try_access().is_none());    // every later access fails cleanly
+/// assert!(!dev.revoke());                 // idempotent
+/// ```
+///
+/// Sharing between threads (here with scoped threads; an `Arc<Revocable<T>>` works the same):
+///
+/// ```
+/// use revocable::Revocable;
+/// use std::time::Duration;
+///
+/// let res = Revocable::new(vec![1, 2, 3]);
+/// std::thread::scope(|s| {
+///     s.spawn(|| {
+///         // Either the value is there for the whole access, or the access fails.
+///         if let Some(v) = res.try_access() {
+///             std::thread::sleep(Duration::from_millis(5)); // holders may sleep
+///             assert_eq!(v.len(), 3);
+///         }
+///     });
+///     res.revoke(); // waits for an access in progress, then drops the Vec
+/// });
+/// ```
+///
+/// # Blocking
+/// `try_access`, guard drop, [`is_revoked`](Self::is_revoked) and
+/// [`revoke_deferred`](Self::revoke_deferred) never block. [`revoke`](Self::revoke) blocks (sleeping,
+/// not spinning) until every access in progress has ended and the value is dropped — forever if a
+/// guard was leaked with `mem::forget`; [`revoke_timeout`](Self::revoke_timeout) bounds the wait.
+///
+/// # Panics in `T::drop`
+/// The value is dropped exactly once, by the thread that finds it unused after revocation: the
+/// winning synchronous revoker, or, after `revoke_deferred` or an expired `revoke_timeout`, the
+/// thread that leaves the last access (inside its guard's `drop`). If `T::drop` panics, the panic
+/// propagates out of that call, and the `Revocable` is still completely revoked: the value counts as
+/// dropped, other waiting revokers return normally, no access can succeed, and the `Revocable`'s own
+/// drop will not touch the value again. (A panic out of a guard's drop during unwinding aborts, as
+/// any double panic does.)
+pub struct Revocable<T> {
+    id: u64,
+    state: AtomicU32,
+    /// Bumped by holders leaving while a synchronous revoker waits (the futex word it sleeps on).
+    seq: AtomicU32,
+    data: UnsafeCell<ManuallyDrop<T>>,
+}
+
+// SAFETY: moving a Revocable moves the T it owns.
+unsafe impl<T: Send> Send for Revocable<T> {}
+// SAFETY: `&Revocable` hands out `&T` to any thread (needs `T: Sync`) and lets any thread drop the
+// value through `revoke` or a last guard (needs `T: Send`).
+unsafe impl<T: Send + Sync> Sync for Revocable<T> {}
+
+/// Proof of access: dereferences to the value, which stays alive until the guard is dropped.
+///
+/// A guard is `!Send`: an access begins and ends on one thread. It is `Sync` when `T` is, so scoped
+/// threads can borrow through it. A leaked guard (`mem::forget`) is an access that never ends: a
+/// revoke then waits forever, and [`Revocable::revoke_timeout`] reports it.
+#[must_use = "the access ends when the guard is dropped"]
+pub struct RevocableGuard<'a, T> {
+    /// Raw, not `&'a T`: a reference argument must stay valid for the whole call it is passed to,
+    /// even if the guard is dropped inside that call (and the value then dropped by a revoker).
+    data: NonNull<T>,
+    rev: &'a Revocable<T>,
+    token: Token,
+    _not_send: PhantomData<*const ()>,
+}
+
+// SAFETY: sharing `&RevocableGuard` only lets other threads read `&T`; the access still ends on
+// the owning thread.
+unsafe impl<T: Sync> Sync for RevocableGuard<'_, T> {}
+
+impl<T> Revocable<T> {
+    /// Wraps `data`. No grace period, no system call, no shared cache line: a resource is as cheap
+    /// to create as the value itself (kernel-series defect 1).
+    #[inline]
+    pub fn new(data: T) -> Self {
+        Self {
+            id: id::next(),
+            state: AtomicU32::new(0),
+            seq: AtomicU32::new(0),
+            data: UnsafeCell::new(ManuallyDrop::new(data)),
+        }
+    }
+
+    /// Begins an access: `Some(guard)` while the value is live, `None` once revocation has begun.
+    ///
+    /// Never blocks. Each call owns its own announcement (its "SRCU index" token lives in the
+    /// guard), so any number of threads may share one `&Revocable` and nest accesses to it.
+    #[inline]
+    #[cfg_attr(feature = "track-holders", track_caller)]
+    pub fn try_access(&self) -> Option<RevocableGuard<'_, T>> {
+        let token = registry::announce(self.id);
+        // Relaxed: ordered after the announcement by the barrier pair (see `barrier`).
+        let s = self.state.load(Ordering::Relaxed);
+        if s != 0 {
+            self.leave(&token);
+            return None;
+        }
+        Some(RevocableGuard {
+            // SAFETY: the value is initialised: `state` was 0 after our announcement became
+            // visible, so no revoker can drop it before we retract.
+            data: NonNull::from(unsafe { &**self.data.get() }),
+            rev: self,
+            token,
+            _not_send: PhantomData,
+        })
+    }
+
+    /// Runs `f` on the value if it is live; `None` once revoked (`f` is not called).
+    ///
+    /// ```
+    /// let r = revocable::Revocable::new(21);
+    /// assert_eq!(r.try_access_with(|v| v * 2), Some(42));
+    /// r.revoke();
+    /// assert_eq!(r.try_access_with(|v| v * 2), None);
+    /// ```
+    #[inline]
+    #[cfg_attr(feature = "track-holders", track_caller)]
+    pub fn try_access_with<R>(&self, f: impl FnOnce(&T) -> R) -> Option<R> {
+        self.try_access().map(|g| f(&g))
+    }
+
+    /// Like [`try_access`](Self::try_access), with an error for the revoked case, so that `?`
+    /// returns early (the kernel's `..._or_return_err`).
+    ///
+    /// ```
+    /// fn read(r: &revocable::Revocable<u32>) -> Result<u32, &'static str> {
+    ///     let v = r.access_or("ENODEV")?;
+    ///     Ok(*v)
+    /// }
+    /// let r = revocable::Revocable::new(7);
+    /// assert_eq!(read(&r), Ok(7));
+    /// r.revoke();
+    /// assert_eq!(read(&r), Err("ENODEV"));
+    /// ```
+    #[inline]
+    #[cfg_attr(feature = "track-holders", track_caller)]
+    pub fn access_or<E>(&self, err: E) -> Result<RevocableGuard<'_, T>, E> {
+        self.try_access().ok_or(err)
+    }
+
+    /// Whether revocation has begun (new accesses fail). The value may still be alive in accesses
+    /// that began earlier.
+    #[inline]
+    pub fn is_revoked(&self) -> bool {
+        self.state.load(Ordering::Acquire) & REVOKED != 0
+    }
+
+    /// Revokes and waits: when it returns, the value has been dropped and no access can succeed.
+    ///
+    /// Returns `true` for exactly one caller, the one that revoked; every other caller also
+    /// returns only after the drop (kernel-series defect 4). Blocks while accesses are in progress —
+    /// forever if a guard was leaked; see [`revoke_timeout`](Self::revoke_timeout).
+    pub fn revoke(&self) -> bool {
+        match self.revoke_internal::<true>(None) {
+            Ok(won) => won,
+            Err(_) => unreachable!("a revoke without a deadline never times out"),
+        }
+    }
+
+    /// [`revoke`](Self::revoke), giving up after `timeout`.
+    ///
+    /// `Ok(won)` as for `revoke`. On `Err`, revocation stays in progress: new accesses fail, and the
+    /// value is dropped when the last holder leaves; the error says who still holds it.
+    pub fn revoke_timeout(&self, timeout: Duration) -> Result<bool, RevokeTimeout> {
+        self.revoke_internal::<true>(Some(timeout))
+    }
+
+    /// Revokes without waiting. Returns `true` for the caller that revoked. The value is dropped at
+    /// once if nobody holds it, otherwise by the thread whose guard leaves last.
+    ///
+    /// ```
+    /// let r = revocable::Revocable::new(String::from("eeprom"));
+    /// let g = r.try_access().unwrap();
+    /// assert!(r.revoke_deferred()); // returns at once
+    /// assert!(r.try_access().is_none());
+    /// assert_eq!(*g, "eeprom"); // still alive for the holder
+    /// drop(g); // dropped here
+    /// ```
+    pub fn revoke_deferred(&self) -> bool {
+        self.revoke_internal::<false>(None).unwrap_or(true)
+    }
+
+    /// The resource's unique id (what its readers announce).
+    #[cfg(test)]
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Consumes the `Revocable`, returning the value if it was not revoked.
+    pub fn into_inner(self) -> Option<T> {
+        let me = ManuallyDrop::new(self);
+        if me.state.load(Ordering::Acquire) != 0 {
+            // Revoked: the value is dropped, or will be by our own drop below.
+            let _ = ManuallyDrop::into_inner(me);
+            return None;
+        }
+        // SAFETY: not revoked, so initialised; `me` is never dropped, so the value is moved out
+        // exactly once; the other fields have no drop glue.
+        Some(unsafe { ManuallyDrop::take(&mut *me.data.get()) })
+    }
+
+    /// One body for every kind of revoke: `SYNC` waits for the drop (up to `timeout`).
+    fn revoke_internal<const SYNC: bool>(&self, timeout: Option<Duration>) -> Result<bool, RevokeTimeout> {
+        let start = timeout.map(|_| Instant::now());
+        let flags = if SYNC { REVOKED | WAITING } else { REVOKED };
+        // Exactly one caller moves `state` away from 0 (all other bits come after REVOKED).
+        if self.state.compare_exchange(0, flags, Ordering::SeqCst, Ordering::Relaxed).is_err() {
+            return if SYNC { self.wait_dropped(start, timeout).map(|()| false) } else { Ok(false) };
+        }
+        barrier::heavy();
+        // From here on, every access that is not visible to our scans has seen REVOKED.
+        self.state.fetch_or(SCANNED, Ordering::Relaxed);
+        // Pairs with the fence in `leave_slow`: a leaving holder either sees SCANNED (and may finish
+        // the job) or its retract is visible to the scan below.
+        fence(Ordering::SeqCst);
+        loop {
+            // Acquire: a holder's retract happens before its bump of `seq` (Release).
+            let q = self.seq.load(Ordering::Acquire);
+            if registry::count(self.id) == 0 {
+                if self.finish() || !SYNC {
+                    return Ok(true);
+                }
+                return self.wait_dropped(start, timeout).map(|()| true);
+            }
+            if !SYNC {
+                return Ok(true);
+            }
+            let timed_out = match remaining(start, timeout) {
+                Some(Duration::ZERO) => true,
+                left => wait::wait(&self.seq, q, left) == wait::Woken::TimedOut,
+            };
+            if !timed_out {
+                continue;
+            }
+            // Timed out: hand the drop over to the last holder, then look once more, since a holder
+            // that saw WAITING may have left just now without scanning.
+            self.state.fetch_and(!WAITING, Ordering::Relaxed);
+            fence(Ordering::SeqCst);
+            if registry::count(self.id) == 0 {
+                if self.finish() {
+                    return Ok(true);
+                }
+                return self.wait_dropped(start, timeout).map(|()| true);
+            }
+            return Err(self.timeout_report(start));
+        }
+    }
+
+    /// The slow half of leaving an access (guard drop or a failed `try_access`) during revocation.
+    #[cold]
+    #[inline(never)]
+    fn leave_slow(&self, s: u32) {
+        if s & CLAIMED != 0 {
+            return; // the value is being (or has been) dropped; nobody needs to hear from us
+        }
+        // Pairs with the fences after setting SCANNED and after clearing WAITING in the revoker.
+        fence(Ordering::SeqCst);
+        let s = self.state.load(Ordering::Relaxed);
+        if s & WAITING != 0 {
+            // Release: our retract happens before the revoker's Acquire load of `seq`.
+            self.seq.fetch_add(1, Ordering::Release);
+            wait::wake_all(&self.seq);
+        } else if s & SCANNED != 0 && s & CLAIMED == 0 && registry::count(self.id) == 0 {
+            self.finish();
+        }
+    }
+
+    /// Retracts `token` and reports the exit if a revocation is under way.
+    #[inline(always)]
+    fn leave(&self, token: &Token) {
+        registry::retract(token);
+        // Relaxed: ordered after the retract by the barrier pair.
+        let s = self.state.load(Ordering::Relaxed);
+        if s != 0 {
+            self.leave_slow(s);
+        }
+    }
+
+    /// Drops the value if nobody else has claimed that job; returns whether we did.
+    fn finish(&self) -> bool {
+        // Acquire: the drop comes after every holder's last use, which our scan (Acquire loads of
+        // their Release retracts) or our own program order already ordered before this point.
+        if self.state.fetch_or(CLAIMED, Ordering::AcqRel) & CLAIMED != 0 {
+            return false;
+        }
+        /// Marks the drop done even if `T::drop` unwinds.
+        struct Done<'a>(&'a AtomicU32);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                // Release: the value's drop happens before a waiter's Acquire load of DROPPED.
+                if self.0.fetch_or(DROPPED, Ordering::Release) & DROP_WAITERS != 0 {
+                    wait::wake_all(self.0);
+                }
+            }
+        }
+        let _done = Done(&self.state);
+        // SAFETY: we set CLAIMED first, so we are the only dropper; REVOKED forbids new accesses
+        // and the scan found no access in progress, so nothing else can observe the value.
+        unsafe { ManuallyDrop::drop(&mut *self.data.get()) };
+        true
+    }
+
+    /// Waits until `DROPPED` (callers that lost the revoke race, or found the drop in progress).
+    fn wait_dropped(&self, start: Option<Instant>, timeout: Option<Duration>) -> Result<(), RevokeTimeout> {
+        loop {
+            // Acquire: pairs with the Release that sets DROPPED.
+            let s = self.state.load(Ordering::Acquire);
+            if s & DROPPED != 0 {
+                return Ok(());
+            }
+            if s & DROP_WAITERS == 0
+                && self
+                    .state
+                    .compare_exchange_weak(s, s | DROP_WAITERS, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_err()
+            {
+                continue;
+            }
+            let left = remaining(start, timeout);
+            if left == Some(Duration::ZERO) {
+                return Err(self.timeout_report(start));
+            }
+            wait::wait(&self.state, s | DROP_WAITERS, left);
+        }
+    }
+
+    fn timeout_report(&self, start: Option<Instant>) -> RevokeTimeout {
+        let waited = start.map_or(Duration::ZERO, |s| s.elapsed());
+        let holders = registry::holders(self.id)
+            .into_iter()
+            .map(|seen| Holder {
+                thread_name: seen.owner.name,
+                thread_id: seen.owner.id,
+                os_tid: seen.owner.os_tid,
+                exited: seen.owner.exited,
+                held_for: seen.since.map_or(waited, |(d, _)| d),
+                exact: seen.since.is_some(),
+                location: seen.since.map(|(_, l)| l),
+            })
+            .collect();
+        RevokeTimeout { waited, holders }
+    }
+}
+
+fn remaining(start: Option<Instant>, timeout: Option<Duration>) -> Option<Duration> {
+    Some(timeout?.saturating_sub(start?.elapsed()))
+}
+
+impl<T> Drop for Revocable<T> {
+    fn drop(&mut self) {
+        // `&mut self`: no guard is alive. Leaked guards left only their (unique) id behind.
+        if self.state.load(Ordering::Acquire) & CLAIMED == 0 {
+            // SAFETY: not claimed, so the value is initialised and nobody else will drop it.
+            unsafe { ManuallyDrop::drop(&mut *self.data.get()) };
+        }
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Revocable<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.try_access() {
+            Some(v) => f.debug_tuple("Revocable").field(&*v).finish(),
+            None => f.write_str("Revocable(<revoked>)"),
+        }
+    }
+}
+
+impl<T> Deref for RevocableGuard<'_, T> {
+    type Target = T;
+
+    #[inline]
+    fn deref(&self) -> &T {
+        // SAFETY: the access is announced until `drop`, so the value is alive (type invariant).
+        unsafe { self.data.as_ref() }
+    }
+}
+
+impl<T> Drop for RevocableGuard<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        self.rev.leave(&self.token);
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for RevocableGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl<T: fmt::Display> fmt::Display for RevocableGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&**self, f)
+    }
+}

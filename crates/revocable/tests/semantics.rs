@@ -1,0 +1,407 @@
+//! One test per semantic of the core contract (DESIGN.md) and per kernel-series defect
+//! (KERNEL_SERIES.md, defects 2–4 and 8; defect 1 is a unit test that counts heavy barriers).
+
+mod common;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use common::{counter, iters, Poison};
+use revocable::Revocable;
+
+const LONG: Duration = Duration::from_secs(30);
+
+#[test]
+fn revoke_returns_after_the_value_is_dropped() {
+    let drops = counter();
+    let r = Revocable::new(Poison::new(&drops));
+    assert!(r.revoke());
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    assert!(r.is_revoked());
+    assert!(r.try_access().is_none());
+    drop(r);
+    assert_eq!(drops.load(Ordering::SeqCst), 1, "the Revocable's own drop must not drop again");
+}
+
+#[test]
+fn guard_keeps_value_alive_and_holders_may_sleep() {
+    let drops = counter();
+    let r = Revocable::new(Poison::new(&drops));
+    let g = r.try_access().unwrap();
+    std::thread::scope(|s| {
+        let t = s.spawn(|| r.revoke());
+        std::thread::sleep(Duration::from_millis(if cfg!(miri) { 5 } else { 50 }));
+        assert!(!t.is_finished(), "revoke must wait for the holder");
+        assert!(r.try_access().is_none(), "new accesses fail while revocation waits");
+        g.check();
+        assert_eq!(drops.load(Ordering::SeqCst), 0);
+        drop(g);
+        assert!(t.join().unwrap());
+    });
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn revoking_a_never_waits_for_holders_of_b() {
+    let a = Revocable::new(1);
+    let b = Revocable::new(2);
+    let gb = b.try_access().unwrap();
+    assert_eq!(a.revoke_timeout(LONG).unwrap(), true);
+    assert_eq!(*gb, 2);
+    drop(gb);
+    assert!(b.revoke());
+}
+
+#[test]
+fn nesting_same_resource_deeply_and_out_of_order() {
+    let drops = counter();
+    let r = Revocable::new(Poison::new(&drops));
+    let depth = if cfg!(miri) { 40 } else { 300 };
+    let mut guards: Vec<_> = (0..depth).map(|_| r.try_access().unwrap()).collect();
+    // Drop every other guard first (holes), then take more, then the rest.
+    let mut kept = Vec::new();
+    for (i, g) in guards.drain(..).enumerate() {
+        if i % 2 == 0 {
+            kept.push(g);
+        }
+    }
+    for _ in 0..depth / 2 {
+        kept.push(r.try_access().unwrap());
+    }
+    for g in &kept {
+        g.check();
+    }
+    let err = r.revoke_timeout(Duration::from_millis(10)).unwrap_err();
+    assert_eq!(err.remaining(), kept.len());
+    while let Some(g) = kept.pop() {
+        g.check();
+        if kept.len() % 3 == 0 && !kept.is_empty() {
+            drop(kept.remove(0));
+        }
+    }
+    assert_eq!(drops.load(Ordering::SeqCst), 1, "the last guard out drops the value");
+}
+
+#[test]
+fn nesting_many_resources() {
+    let drops = counter();
+    let n = if cfg!(miri) { 20 } else { 200 };
+    let rs: Vec<_> = (0..n).map(|_| Revocable::new(Poison::new(&drops))).collect();
+    let guards: Vec<_> = rs.iter().map(|r| r.try_access().unwrap()).collect();
+    // Revoke the ones whose guards we do not hold any more, in an interleaved order.
+    let mut guards: Vec<_> = guards.into_iter().map(Some).collect();
+    for i in (0..n).rev().step_by(2) {
+        guards[i] = None;
+        assert_eq!(rs[i].revoke_timeout(LONG).unwrap(), true);
+    }
+    for (i, g) in guards.iter().enumerate() {
+        if let Some(g) = g {
+            g.check();
+            assert!(rs[i].try_access().is_some());
+        }
+    }
+    assert_eq!(drops.load(Ordering::SeqCst), n / 2);
+    drop(guards);
+    for r in &rs {
+        r.revoke();
+    }
+    assert_eq!(drops.load(Ordering::SeqCst), n);
+}
+
+#[test]
+fn a_panic_while_holding_releases_the_guard() {
+    let drops = counter();
+    let r = Revocable::new(Poison::new(&drops));
+    std::thread::scope(|s| {
+        let res = s
+            .spawn(|| {
+                let _g = r.try_access().unwrap();
+                panic!("holder panics");
+            })
+            .join();
+        assert!(res.is_err());
+    });
+    assert_eq!(r.revoke_timeout(LONG).unwrap(), true);
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+}
+
+struct PanicOnDrop(Arc<AtomicUsize>);
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        panic!("T::drop panics");
+    }
+}
+
+/// Documented outcome: the panic propagates out of the revoke that dropped the value, and the
+/// Revocable is fully revoked (no access, other revokers return, no second drop).
+#[test]
+fn a_panic_in_drop_does_not_leave_it_half_revoked() {
+    let drops = counter();
+    let r = Revocable::new(PanicOnDrop(Arc::clone(&drops)));
+    let res = catch_unwind(AssertUnwindSafe(|| r.revoke()));
+    assert!(res.is_err(), "the panic propagates to the revoker that dropped the value");
+    assert!(r.is_revoked());
+    assert!(r.try_access().is_none());
+    assert_eq!(r.revoke_timeout(LONG).unwrap(), false, "a second revoke returns at once");
+    assert!(!r.revoke());
+    drop(r);
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn revoke_timeout_leaves_revocation_in_progress() {
+    let drops = counter();
+    let r = Revocable::new(Poison::new(&drops));
+    let g = r.try_access().unwrap();
+    let t0 = Instant::now();
+    let err = r.revoke_timeout(Duration::from_millis(20)).unwrap_err();
+    assert!(t0.elapsed() >= Duration::from_millis(20));
+    assert_eq!(err.remaining(), 1);
+    assert!(err.waited() >= Duration::from_millis(20));
+    assert!(r.is_revoked());
+    assert!(r.try_access().is_none());
+    g.check();
+    assert_eq!(drops.load(Ordering::SeqCst), 0);
+    drop(g);
+    assert_eq!(drops.load(Ordering::SeqCst), 1, "the last holder drops the value");
+    assert_eq!(r.revoke_timeout(Duration::from_millis(1)).unwrap(), false);
+}
+
+#[test]
+fn revoke_timeout_report_names_thread_and_duration() {
+    let r = Revocable::new(0u8);
+    let (held, release) = (Barrier::new(2), Barrier::new(2));
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("stuck-holder".into())
+            .spawn_scoped(s, || {
+                let _g = r.try_access().unwrap();
+                held.wait();
+                release.wait();
+            })
+            .unwrap();
+        held.wait();
+        let err = r.revoke_timeout(Duration::from_millis(30)).unwrap_err();
+        let h = &err.holders()[0];
+        assert_eq!(h.thread_name(), Some("stuck-holder"));
+        assert!(h.thread_id().starts_with("ThreadId("));
+        assert!(h.held_for() >= Duration::from_millis(30));
+        assert!(!h.thread_exited());
+        let text = err.to_string();
+        assert!(text.contains("1 holder remaining"), "{text}");
+        assert!(text.contains("'stuck-holder'"), "{text}");
+        if cfg!(feature = "track-holders") {
+            assert!(h.held_for_is_exact());
+            let loc = h.location().expect("location tracked");
+            assert!(loc.file().ends_with("semantics.rs"), "{loc}");
+            assert!(text.contains("semantics.rs:"), "{text}");
+        } else {
+            assert!(text.contains("at least"), "{text}");
+        }
+        release.wait();
+    });
+    assert!(r.revoke_timeout(LONG).is_ok() || r.is_revoked());
+}
+
+#[test]
+fn revoke_deferred_never_blocks_and_the_last_holder_drops() {
+    let drops = counter();
+    let r = Revocable::new(Poison::new(&drops));
+    let (g1, g2) = (r.try_access().unwrap(), r.try_access().unwrap());
+    let other = Barrier::new(2);
+    let done = Barrier::new(2);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let g3 = r.try_access().unwrap();
+            other.wait();
+            done.wait();
+            g3.check();
+            drop(g3);
+        });
+        other.wait();
+        assert!(r.revoke_deferred());
+        assert!(!r.revoke_deferred());
+        assert!(r.try_access().is_none());
+        drop(g1);
+        g2.check();
+        drop(g2);
+        assert_eq!(drops.load(Ordering::SeqCst), 0, "a holder on another thread remains");
+        done.wait();
+    });
+    assert_eq!(drops.load(Ordering::SeqCst), 1, "the last holder, on the other thread, dropped it");
+}
+
+#[test]
+fn revoke_deferred_without_holders_drops_at_once() {
+    let drops = counter();
+    let r = Revocable::new(Poison::new(&drops));
+    assert!(r.revoke_deferred());
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_synchronous_revoke_after_a_deferred_one_waits_for_the_drop() {
+    let drops = counter();
+    let r = Revocable::new(Poison::new(&drops));
+    let g = r.try_access().unwrap();
+    assert!(r.revoke_deferred());
+    std::thread::scope(|s| {
+        let t = s.spawn(|| r.revoke());
+        std::thread::sleep(Duration::from_millis(if cfg!(miri) { 5 } else { 30 }));
+        assert!(!t.is_finished());
+        drop(g);
+        assert!(!t.join().unwrap());
+    });
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn into_inner_returns_the_value_unless_revoked() {
+    assert_eq!(Revocable::new(String::from("x")).into_inner().as_deref(), Some("x"));
+    let r = Revocable::new(String::from("y"));
+    r.revoke_deferred();
+    assert_eq!(r.into_inner(), None);
+}
+
+#[test]
+fn size_is_t_plus_at_most_64_bytes() {
+    use std::mem::size_of;
+    assert!(size_of::<Revocable<u8>>() <= size_of::<u8>() + 64);
+    assert!(size_of::<Revocable<[u8; 4096]>>() <= 4096 + 64);
+    assert!(size_of::<Revocable<String>>() <= size_of::<String>() + 64);
+}
+
+/// Defect 2: the access token lived in a shared handle; two threads overwrote each other's and
+/// revoke hung. Here every access owns its token: threads sharing one `&Revocable` interleave and
+/// nest freely, and revoke completes.
+#[test]
+fn defect2_each_access_owns_its_token() {
+    let r = Revocable::new(7u64);
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    let a = r.try_access();
+                    let b = r.try_access();
+                    drop(a); // out of order on purpose
+                    drop(b);
+                    if r.is_revoked() {
+                        break;
+                    }
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(if cfg!(miri) { 2 } else { 30 }));
+        assert_eq!(r.revoke_timeout(LONG).unwrap(), true, "revoke must not hang");
+        stop.store(true, Ordering::Relaxed);
+    });
+}
+
+/// Defect 3: taking a handle raced with revoke and freeing of the provider. Here taking an
+/// access *is* the race-free check: every access either fails or finds the value alive, and the
+/// value outlives it, however the threads interleave with revoke and with dropping the Revocable.
+#[test]
+fn defect3_taking_access_is_safe_against_concurrent_revoke() {
+    for _ in 0..iters(300) {
+        let drops = counter();
+        let r = Arc::new(Revocable::new(Poison::new(&drops)));
+        let start = Barrier::new(4);
+        std::thread::scope(|s| {
+            for _ in 0..3 {
+                let r = Arc::clone(&r);
+                let start = &start;
+                s.spawn(move || {
+                    start.wait();
+                    for _ in 0..iters(50) {
+                        if let Some(g) = r.try_access() {
+                            g.check();
+                        }
+                    }
+                });
+            }
+            start.wait();
+            r.revoke();
+        });
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    }
+}
+
+/// Defect 4: revoke was not idempotent. Exactly one of many concurrent revokers gets `true`, and
+/// every one of them returns only after the value is dropped.
+#[test]
+fn defect4_revoke_is_idempotent_and_every_caller_waits() {
+    for _ in 0..iters(50) {
+        let drops = counter();
+        let r = Revocable::new(Poison::new(&drops));
+        let g = r.try_access().unwrap();
+        let winners = AtomicUsize::new(0);
+        let go = Barrier::new(5);
+        std::thread::scope(|s| {
+            for i in 0..4 {
+                let (r, drops, winners, go) = (&r, &drops, &winners, &go);
+                s.spawn(move || {
+                    go.wait();
+                    let won = match i % 3 {
+                        0 => r.revoke(),
+                        1 => r.revoke_timeout(LONG).unwrap(),
+                        _ => {
+                            let won = r.revoke_deferred();
+                            r.revoke() || won
+                        }
+                    };
+                    winners.fetch_add(usize::from(won), Ordering::SeqCst);
+                    assert_eq!(drops.load(Ordering::SeqCst), 1, "returned before the drop");
+                });
+            }
+            go.wait();
+            std::thread::sleep(Duration::from_millis(if cfg!(miri) { 1 } else { 5 }));
+            g.check();
+            drop(g);
+        });
+        assert_eq!(winners.load(Ordering::SeqCst), 1);
+    }
+}
+
+/// Defect 8: a leaked read section made revoke hang forever. A leaked guard still blocks
+/// `revoke` (it may have lent `&T` out), but `revoke_timeout` reports it — even after its thread
+/// exited — and `revoke_deferred` returns at once.
+#[test]
+fn defect8_a_leaked_access_is_reported_not_a_silent_hang() {
+    let drops = counter();
+    let r = Revocable::new(Poison::new(&drops));
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("leaker".into())
+            .spawn_scoped(s, || std::mem::forget(r.try_access().unwrap()))
+            .unwrap()
+            .join()
+            .unwrap();
+    });
+    let err = r.revoke_timeout(Duration::from_millis(10)).unwrap_err();
+    assert_eq!(err.remaining(), 1);
+    let h = &err.holders()[0];
+    assert_eq!(h.thread_name(), Some("leaker"));
+    assert!(h.thread_exited(), "the holder's thread exited: the record was kept, not cleared");
+    assert!(err.to_string().contains("leaked guard"), "{err}");
+    assert!(!r.revoke_deferred(), "already revoking");
+    assert_eq!(drops.load(Ordering::SeqCst), 0, "a leaked access keeps the value");
+    drop(r); // `&mut self` proves no live borrow: the owner's drop frees it
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+}
+
+/// A leaked guard of a resource that is then moved and dropped must not make a *later* resource
+/// wait: announcements carry unique ids, not addresses.
+#[test]
+fn a_leaked_guard_does_not_haunt_later_resources() {
+    for _ in 0..iters(100) {
+        let r = Box::new(Revocable::new(1u64));
+        std::mem::forget(r.try_access().unwrap());
+        drop(r);
+        let r2 = Box::new(Revocable::new(2u64)); // likely the same address
+        assert_eq!(r2.revoke_timeout(LONG).unwrap(), true);
+    }
+}

@@ -32,6 +32,9 @@ fn guard_keeps_value_alive_and_holders_may_sleep() {
     let g = r.try_access().unwrap();
     std::thread::scope(|s| {
         let t = s.spawn(|| r.revoke());
+        while !r.is_revoked() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         std::thread::sleep(Duration::from_millis(if cfg!(miri) { 5 } else { 50 }));
         assert!(!t.is_finished(), "revoke must wait for the holder");
         assert!(r.try_access().is_none(), "new accesses fail while revocation waits");

@@ -13,20 +13,19 @@
 //! its announcements intact: the leaked guard may have lent `&T` to another thread.
 //!
 //! # Invariants
-//! * Only the owning thread writes a record's slots and `top`; scanners only load slots.
+//! * Only the owning thread writes a record's slots; scanners only load them.
 //! * A non-zero slot holds the id of a resource that this thread accessed and whose access has not
-//!   been retracted; every slot at index `>= top` is zero.
+//!   been retracted.
 //! * The list of records and each record's chain of overflow chunks only grow; nodes are `'static`.
 
-use core::cell::UnsafeCell;
 use core::ptr;
 use std::sync::Mutex;
 
 use crate::barrier;
 use crate::sync::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
 
-/// Slots in the record itself; with `top` they fill one 64-byte line.
-pub(crate) const INLINE: usize = 7;
+/// Slots in the record itself: one 64-byte line.
+pub(crate) const INLINE: usize = 8;
 /// Slots per overflow chunk, for nesting deeper than [`INLINE`].
 const CHUNK: usize = 16;
 
@@ -55,7 +54,6 @@ pub(crate) struct Meta {
 /// One thread's announcement slots. See the module docs for the invariants.
 #[repr(C, align(128))]
 pub(crate) struct Record {
-    top: UnsafeCell<usize>,
     slots: [AtomicU64; INLINE],
     overflow: AtomicPtr<Chunk>,
     next: AtomicPtr<Record>,
@@ -63,12 +61,6 @@ pub(crate) struct Record {
     owner: Mutex<Owner>,
     meta: [Meta; INLINE],
 }
-
-// SAFETY: `top` is only touched by the owning thread (invariant); everything else is atomic or
-// behind a mutex.
-unsafe impl Sync for Record {}
-// SAFETY: as above; records are handed between threads only through the `status` protocol.
-unsafe impl Send for Record {}
 
 struct Chunk {
     slots: [AtomicU64; CHUNK],
@@ -83,7 +75,9 @@ pub(crate) struct Registry {
 
 #[cfg(not(loom))]
 fn registry() -> &'static Registry {
-    static R: Registry = Registry { head: AtomicPtr::new(ptr::null_mut()) };
+    static R: Registry = Registry {
+        head: AtomicPtr::new(ptr::null_mut()),
+    };
     &R
 }
 #[cfg(loom)]
@@ -121,15 +115,12 @@ loom::thread_local! {
 
 /// An announcement in place: which slot to clear when the access ends.
 pub(crate) struct Token {
-    rec: &'static Record,
     slot: &'static AtomicU64,
-    idx: usize,
 }
 
 impl Record {
     fn new(status: u8) -> Self {
         Self {
-            top: UnsafeCell::new(0),
             slots: core::array::from_fn(|_| AtomicU64::new(0)),
             overflow: AtomicPtr::new(ptr::null_mut()),
             next: AtomicPtr::new(ptr::null_mut()),
@@ -227,16 +218,16 @@ fn register() -> &'static Record {
         }
         // SAFETY: records are never freed.
         let r: &'static Record = unsafe { &*p };
-        // Acquire: the previous owner's last writes (top, slots all zero) happen before ours.
+        // Acquire: the previous owner's last writes (slots all zero) happen before ours.
         if r.status.load(Ordering::Relaxed) == FREE
-            && r.status.compare_exchange(FREE, OWNED, Ordering::Acquire, Ordering::Relaxed).is_ok()
+            && r.status
+                .compare_exchange(FREE, OWNED, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
         {
             break r;
         }
         p = r.next.load(Ordering::Relaxed);
     };
-    // SAFETY: we own the record now; `top` is owner-only.
-    unsafe { *rec.top.get() = 0 };
     *rec.owner.lock().unwrap_or_else(|e| e.into_inner()) = current_owner();
     LOCAL.with(|c| c.set(rec));
     // If the thread is already tearing down its thread-locals, the record can't be handed back at
@@ -248,7 +239,12 @@ fn register() -> &'static Record {
 
 fn current_owner() -> Owner {
     let t = std::thread::current();
-    Owner { name: t.name().map(str::to_owned), id: format!("{:?}", t.id()), os_tid: os_tid(), exited: false }
+    Owner {
+        name: t.name().map(str::to_owned),
+        id: format!("{:?}", t.id()),
+        os_tid: os_tid(),
+        exited: false,
+    }
 }
 
 fn os_tid() -> Option<i64> {
@@ -272,56 +268,55 @@ fn release(rec: &'static Record) {
     } else {
         *owner = Owner::default();
         drop(owner);
-        // SAFETY: still the owner until the store below.
-        unsafe { *rec.top.get() = 0 };
         // Release: our last writes happen before the next owner's Acquire claim.
         rec.status.store(FREE, Ordering::Release);
     }
 }
 
 /// Announces an access to resource `id` by this thread; ends with the reader's light barrier.
+///
+/// Takes the lowest free slot. There is deliberately no "next free slot" counter: a counter would
+/// be loaded, then stored, by every access and its release, making each access wait for the
+/// previous one's store to be forwarded. Here the loads of our own slots only feed predictable
+/// branches, so consecutive accesses do not depend on each other at all.
 #[inline(always)]
 #[cfg_attr(feature = "track-holders", track_caller)]
 pub(crate) fn announce(id: u64) -> Token {
     let rec = local();
-    // SAFETY: `top` is owner-only and we are the owner.
-    let top = unsafe { *rec.top.get() };
-    if top < INLINE {
-        let slot = &rec.slots[top];
-        track(&rec.meta[top]);
-        // Relaxed: ordering against the revoked-flag load comes from the barrier pair
-        // (light here, heavy in the revoker), see `barrier`.
-        slot.store(id, Ordering::Relaxed);
-        // SAFETY: as above.
-        unsafe { *rec.top.get() = top + 1 };
-        barrier::light();
-        return Token { rec, slot, idx: top };
+    for (i, slot) in rec.slots.iter().enumerate() {
+        // Our own slot: only we write it, so this reads our own last store.
+        if slot.load(Ordering::Relaxed) == 0 {
+            track(&rec.meta[i]);
+            // Relaxed: ordering against the revoked-flag load comes from the barrier pair
+            // (light here, heavy in the revoker), see `barrier`.
+            slot.store(id, Ordering::Relaxed);
+            barrier::light();
+            return Token { slot };
+        }
     }
-    announce_deep(rec, id, top)
+    announce_deep(rec, id)
 }
 
+/// Slow path: nesting deeper than the inline slots. Takes the lowest free overflow slot, growing
+/// only when all are busy, so that live accesses, not the history of drops, bound the slots used.
 #[cold]
 #[inline(never)]
 #[cfg_attr(feature = "track-holders", track_caller)]
-fn announce_deep(rec: &'static Record, id: u64, top: usize) -> Token {
-    // Reuse a hole left by an out-of-order retract before growing, so that live accesses, not the
-    // history of drops, bound the slots in use.
-    let mut idx = top;
-    for i in 0..top {
-        if rec.slot(i, false).is_some_and(|(s, _)| s.load(Ordering::Relaxed) == 0) {
-            idx = i;
-            break;
+fn announce_deep(rec: &'static Record, id: u64) -> Token {
+    let mut idx = INLINE;
+    let (slot, meta) = loop {
+        let (s, m) = rec
+            .slot(idx, true)
+            .expect("growing slot lookup always succeeds");
+        if s.load(Ordering::Relaxed) == 0 {
+            break (s, m);
         }
-    }
-    let (slot, meta) = rec.slot(idx, true).expect("growing slot lookup always succeeds");
+        idx += 1;
+    };
     track(meta);
     slot.store(id, Ordering::Relaxed);
-    if idx == top {
-        // SAFETY: owner-only.
-        unsafe { *rec.top.get() = top + 1 };
-    }
     barrier::light();
-    Token { rec, slot, idx }
+    Token { slot }
 }
 
 #[inline(always)]
@@ -330,7 +325,9 @@ fn track(_meta: &Meta) {
     #[cfg(feature = "track-holders")]
     {
         let loc = core::panic::Location::caller();
-        _meta.loc.store(loc as *const _ as *mut _, Ordering::Relaxed);
+        _meta
+            .loc
+            .store(loc as *const _ as *mut _, Ordering::Relaxed);
         _meta.since_ns.store(now_ns(), Ordering::Relaxed);
     }
 }
@@ -351,25 +348,7 @@ fn epoch() -> std::time::Instant {
 pub(crate) fn retract(t: &Token) {
     // Release: every use of the resource in this access happens before a scanner that sees zero.
     t.slot.store(0, Ordering::Release);
-    // SAFETY: `top` is owner-only; guards are !Send, so this runs on the owning thread.
-    let top = unsafe { *t.rec.top.get() };
-    if t.idx + 1 == top {
-        let mut new_top = t.idx;
-        while new_top > 0 && slot_is_free(t.rec, new_top - 1) {
-            new_top -= 1;
-        }
-        // SAFETY: as above.
-        unsafe { *t.rec.top.get() = new_top };
-    }
     barrier::light();
-}
-
-#[inline(always)]
-fn slot_is_free(rec: &'static Record, i: usize) -> bool {
-    if i < INLINE {
-        return rec.slots[i].load(Ordering::Relaxed) == 0;
-    }
-    rec.slot(i, false).is_none_or(|(s, _)| s.load(Ordering::Relaxed) == 0)
 }
 
 /// Counts the announcements of `id` in all records.
@@ -402,7 +381,10 @@ pub(crate) fn holders(id: u64) -> Vec<Seen> {
                     let ns = _m.since_ns.load(Ordering::Relaxed);
                     // SAFETY: only `&'static Location`s are ever stored.
                     (!loc.is_null()).then(|| {
-                        (std::time::Duration::from_nanos(now_ns().saturating_sub(ns)), unsafe { &*loc })
+                        (
+                            std::time::Duration::from_nanos(now_ns().saturating_sub(ns)),
+                            unsafe { &*loc },
+                        )
                     })
                 };
                 #[cfg(not(feature = "track-holders"))]

@@ -265,12 +265,23 @@ impl<T> Revocable<T> {
     }
 
     /// One body for every kind of revoke: `SYNC` waits for the drop (up to `timeout`).
-    fn revoke_internal<const SYNC: bool>(&self, timeout: Option<Duration>) -> Result<bool, RevokeTimeout> {
+    fn revoke_internal<const SYNC: bool>(
+        &self,
+        timeout: Option<Duration>,
+    ) -> Result<bool, RevokeTimeout> {
         let start = timeout.map(|_| Instant::now());
         let flags = if SYNC { REVOKED | WAITING } else { REVOKED };
         // Exactly one caller moves `state` away from 0 (all other bits come after REVOKED).
-        if self.state.compare_exchange(0, flags, Ordering::SeqCst, Ordering::Relaxed).is_err() {
-            return if SYNC { self.wait_dropped(start, timeout).map(|()| false) } else { Ok(false) };
+        if self
+            .state
+            .compare_exchange(0, flags, Ordering::SeqCst, Ordering::Relaxed)
+            .is_err()
+        {
+            return if SYNC {
+                self.wait_dropped(start, timeout).map(|()| false)
+            } else {
+                Ok(false)
+            };
         }
         barrier::heavy();
         // From here on, every access that is not visible to our scans has seen REVOKED.
@@ -366,7 +377,11 @@ impl<T> Revocable<T> {
     }
 
     /// Waits until `DROPPED` (callers that lost the revoke race, or found the drop in progress).
-    fn wait_dropped(&self, start: Option<Instant>, timeout: Option<Duration>) -> Result<(), RevokeTimeout> {
+    fn wait_dropped(
+        &self,
+        start: Option<Instant>,
+        timeout: Option<Duration>,
+    ) -> Result<(), RevokeTimeout> {
         loop {
             // Acquire: pairs with the Release that sets DROPPED.
             let s = self.state.load(Ordering::Acquire);
@@ -376,7 +391,12 @@ impl<T> Revocable<T> {
             if s & DROP_WAITERS == 0
                 && self
                     .state
-                    .compare_exchange_weak(s, s | DROP_WAITERS, Ordering::Relaxed, Ordering::Relaxed)
+                    .compare_exchange_weak(
+                        s,
+                        s | DROP_WAITERS,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    )
                     .is_err()
             {
                 continue;

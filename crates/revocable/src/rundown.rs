@@ -60,7 +60,10 @@ unsafe impl<T: Sync> Sync for RevocableGuard<'_, T> {}
 impl<T> Revocable<T> {
     /// Wraps `data`.
     pub const fn new(data: T) -> Self {
-        Self { state: AtomicUsize::new(0), data: UnsafeCell::new(ManuallyDrop::new(data)) }
+        Self {
+            state: AtomicUsize::new(0),
+            data: UnsafeCell::new(ManuallyDrop::new(data)),
+        }
     }
 
     /// Begins an access: `Some(guard)` while the value is live, `None` once revoked.
@@ -136,7 +139,12 @@ impl<T> Revocable<T> {
         // Only from `REVOKED` with count 0: a racing last holder and revoker agree on one dropper.
         if self
             .state
-            .compare_exchange(REVOKED, REVOKED | CLAIMED, Ordering::Acquire, Ordering::Relaxed)
+            .compare_exchange(
+                REVOKED,
+                REVOKED | CLAIMED,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
             .is_ok()
         {
             // SAFETY: we claimed the value: revoked, no access in progress, nobody else drops it.

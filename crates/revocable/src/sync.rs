@@ -6,14 +6,16 @@
 //! (whose data races the loom tests detect with a loom cell *inside* the test resource) and
 //! owner-only bookkeeping.
 
-#[cfg(loom)]
-#[allow(unused_imports)]
-pub(crate) use loom::sync::atomic::{fence, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize};
 #[cfg(not(loom))]
 pub(crate) use core::sync::atomic::fence;
-#[cfg(all(not(loom), feature = "std"))]
-pub(crate) use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8};
 #[cfg(all(not(loom), not(feature = "std")))]
 pub(crate) use core::sync::atomic::AtomicUsize;
+#[cfg(all(not(loom), feature = "std"))]
+pub(crate) use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8};
+#[cfg(loom)]
+#[allow(unused_imports)]
+pub(crate) use loom::sync::atomic::{
+    fence, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize,
+};
 
 pub(crate) use core::sync::atomic::Ordering;

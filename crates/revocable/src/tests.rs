@@ -19,7 +19,10 @@ fn defect1_creating_a_resource_costs_no_grace_period() {
             let r = Revocable::new(0);
             r.revoke();
             if cfg!(all(target_os = "linux", not(miri))) {
-                assert!(barrier::heavy_count() > before, "revoke issues the heavy barrier");
+                assert!(
+                    barrier::heavy_count() > before,
+                    "revoke issues the heavy barrier"
+                );
             }
             return;
         }
@@ -40,7 +43,11 @@ fn announcements_return_to_baseline() {
     assert_eq!(registry::count(id), 0);
     assert!(r.revoke());
     assert!(r.try_access().is_none());
-    assert_eq!(registry::count(id), 0, "a failed access leaves nothing behind");
+    assert_eq!(
+        registry::count(id),
+        0,
+        "a failed access leaves nothing behind"
+    );
 }
 
 /// Threads come and go: records of exited threads are reused, so the registry stays bounded.
@@ -57,6 +64,5 @@ fn records_of_exited_threads_are_reused() {
     let (after, _) = registry::record_stats();
     // Other tests run concurrently and may own a few records; 200 exited threads must not add 200.
     assert!(after < before + 16, "records grew from {before} to {after}");
-    assert_eq!(r.revoke_timeout(Duration::from_secs(30)).unwrap(), true);
+    assert!(r.revoke_timeout(Duration::from_secs(30)).unwrap());
 }
-

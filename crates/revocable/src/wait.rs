@@ -30,7 +30,9 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -
         tv_sec: d.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
         tv_nsec: d.subsec_nanos() as libc::c_long,
     });
-    let tsp = ts.as_ref().map_or(core::ptr::null(), |t| t as *const libc::timespec);
+    let tsp = ts
+        .as_ref()
+        .map_or(core::ptr::null(), |t| t as *const libc::timespec);
     // SAFETY: FUTEX_WAIT reads the u32 at `word` (a live atomic we borrow) and the optional relative
     // timespec, which lives on our stack for the whole call.
     let r = unsafe {
@@ -55,7 +57,12 @@ pub(crate) fn wake_all(word: *const AtomicU32) {
     // SAFETY: FUTEX_WAKE only uses the address as a key to find waiters; it never dereferences it,
     // so it is sound even if the word was freed after our last access to it.
     unsafe {
-        libc::syscall(libc::SYS_futex, word, libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, i32::MAX);
+        libc::syscall(
+            libc::SYS_futex,
+            word,
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            i32::MAX,
+        );
     }
 }
 

@@ -55,7 +55,10 @@ fn try_access_macro() {
     assert_eq!(r.try_access_with(|v| *v), None);
     assert_eq!(or_return_err(&r), Err("ENODEV"));
     or_skip(&r, &ran);
-    assert!(!ran.load(Ordering::Relaxed), "skipped body must not run after revoke");
+    assert!(
+        !ran.load(Ordering::Relaxed),
+        "skipped body must not run after revoke"
+    );
 }
 
 /// A consumer inside its section blocks the revoke; a consumer entering after revoke gets None.
@@ -70,7 +73,10 @@ fn concurrent_access() {
             let g = r.try_access().unwrap();
             inside.wait();
             std::thread::sleep(Duration::from_millis(50));
-            assert!(!revoked.load(Ordering::SeqCst), "revoke returned while a consumer was inside");
+            assert!(
+                !revoked.load(Ordering::SeqCst),
+                "revoke returned while a consumer was inside"
+            );
             g.check();
             drop(g);
         });

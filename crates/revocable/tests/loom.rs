@@ -20,10 +20,14 @@ struct Res {
 
 impl Res {
     fn new(drops: &Arc<AtomicUsize>) -> Self {
-        Self { cell: UnsafeCell::new(7), drops: drops.clone() }
+        Self {
+            cell: UnsafeCell::new(7),
+            drops: drops.clone(),
+        }
     }
     fn read(&self) {
-        self.cell.with(|p| assert_eq!(unsafe { *p }, 7, "use after drop"));
+        self.cell
+            .with(|p| assert_eq!(unsafe { *p }, 7, "use after drop"));
     }
 }
 

@@ -22,7 +22,11 @@ fn revoke_returns_after_the_value_is_dropped() {
     assert!(r.is_revoked());
     assert!(r.try_access().is_none());
     drop(r);
-    assert_eq!(drops.load(Ordering::SeqCst), 1, "the Revocable's own drop must not drop again");
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        1,
+        "the Revocable's own drop must not drop again"
+    );
 }
 
 #[test]
@@ -37,7 +41,10 @@ fn guard_keeps_value_alive_and_holders_may_sleep() {
         }
         std::thread::sleep(Duration::from_millis(if cfg!(miri) { 5 } else { 50 }));
         assert!(!t.is_finished(), "revoke must wait for the holder");
-        assert!(r.try_access().is_none(), "new accesses fail while revocation waits");
+        assert!(
+            r.try_access().is_none(),
+            "new accesses fail while revocation waits"
+        );
         g.check();
         assert_eq!(drops.load(Ordering::SeqCst), 0);
         drop(g);
@@ -51,7 +58,7 @@ fn revoking_a_never_waits_for_holders_of_b() {
     let a = Revocable::new(1);
     let b = Revocable::new(2);
     let gb = b.try_access().unwrap();
-    assert_eq!(a.revoke_timeout(LONG).unwrap(), true);
+    assert!(a.revoke_timeout(LONG).unwrap());
     assert_eq!(*gb, 2);
     drop(gb);
     assert!(b.revoke());
@@ -84,20 +91,26 @@ fn nesting_same_resource_deeply_and_out_of_order() {
             drop(kept.remove(0));
         }
     }
-    assert_eq!(drops.load(Ordering::SeqCst), 1, "the last guard out drops the value");
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        1,
+        "the last guard out drops the value"
+    );
 }
 
 #[test]
 fn nesting_many_resources() {
     let drops = counter();
     let n = if cfg!(miri) { 20 } else { 200 };
-    let rs: Vec<_> = (0..n).map(|_| Revocable::new(Poison::new(&drops))).collect();
+    let rs: Vec<_> = (0..n)
+        .map(|_| Revocable::new(Poison::new(&drops)))
+        .collect();
     let guards: Vec<_> = rs.iter().map(|r| r.try_access().unwrap()).collect();
     // Revoke the ones whose guards we do not hold any more, in an interleaved order.
     let mut guards: Vec<_> = guards.into_iter().map(Some).collect();
     for i in (0..n).rev().step_by(2) {
         guards[i] = None;
-        assert_eq!(rs[i].revoke_timeout(LONG).unwrap(), true);
+        assert!(rs[i].revoke_timeout(LONG).unwrap());
     }
     for (i, g) in guards.iter().enumerate() {
         if let Some(g) = g {
@@ -126,7 +139,7 @@ fn a_panic_while_holding_releases_the_guard() {
             .join();
         assert!(res.is_err());
     });
-    assert_eq!(r.revoke_timeout(LONG).unwrap(), true);
+    assert!(r.revoke_timeout(LONG).unwrap());
     assert_eq!(drops.load(Ordering::SeqCst), 1);
 }
 
@@ -145,10 +158,16 @@ fn a_panic_in_drop_does_not_leave_it_half_revoked() {
     let drops = counter();
     let r = Revocable::new(PanicOnDrop(Arc::clone(&drops)));
     let res = catch_unwind(AssertUnwindSafe(|| r.revoke()));
-    assert!(res.is_err(), "the panic propagates to the revoker that dropped the value");
+    assert!(
+        res.is_err(),
+        "the panic propagates to the revoker that dropped the value"
+    );
     assert!(r.is_revoked());
     assert!(r.try_access().is_none());
-    assert_eq!(r.revoke_timeout(LONG).unwrap(), false, "a second revoke returns at once");
+    assert!(
+        !r.revoke_timeout(LONG).unwrap(),
+        "a second revoke returns at once"
+    );
     assert!(!r.revoke());
     drop(r);
     assert_eq!(drops.load(Ordering::SeqCst), 1);
@@ -169,8 +188,12 @@ fn revoke_timeout_leaves_revocation_in_progress() {
     g.check();
     assert_eq!(drops.load(Ordering::SeqCst), 0);
     drop(g);
-    assert_eq!(drops.load(Ordering::SeqCst), 1, "the last holder drops the value");
-    assert_eq!(r.revoke_timeout(Duration::from_millis(1)).unwrap(), false);
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        1,
+        "the last holder drops the value"
+    );
+    assert!(!r.revoke_timeout(Duration::from_millis(1)).unwrap());
 }
 
 #[test]
@@ -231,10 +254,18 @@ fn revoke_deferred_never_blocks_and_the_last_holder_drops() {
         drop(g1);
         g2.check();
         drop(g2);
-        assert_eq!(drops.load(Ordering::SeqCst), 0, "a holder on another thread remains");
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            0,
+            "a holder on another thread remains"
+        );
         done.wait();
     });
-    assert_eq!(drops.load(Ordering::SeqCst), 1, "the last holder, on the other thread, dropped it");
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        1,
+        "the last holder, on the other thread, dropped it"
+    );
 }
 
 #[test]
@@ -263,7 +294,10 @@ fn a_synchronous_revoke_after_a_deferred_one_waits_for_the_drop() {
 
 #[test]
 fn into_inner_returns_the_value_unless_revoked() {
-    assert_eq!(Revocable::new(String::from("x")).into_inner().as_deref(), Some("x"));
+    assert_eq!(
+        Revocable::new(String::from("x")).into_inner().as_deref(),
+        Some("x")
+    );
     let r = Revocable::new(String::from("y"));
     r.revoke_deferred();
     assert_eq!(r.into_inner(), None);
@@ -299,7 +333,7 @@ fn defect2_each_access_owns_its_token() {
             });
         }
         std::thread::sleep(Duration::from_millis(if cfg!(miri) { 2 } else { 30 }));
-        assert_eq!(r.revoke_timeout(LONG).unwrap(), true, "revoke must not hang");
+        assert!(r.revoke_timeout(LONG).unwrap(), "revoke must not hang");
         stop.store(true, Ordering::Relaxed);
     });
 }
@@ -388,10 +422,17 @@ fn defect8_a_leaked_access_is_reported_not_a_silent_hang() {
     assert_eq!(err.remaining(), 1);
     let h = &err.holders()[0];
     assert_eq!(h.thread_name(), Some("leaker"));
-    assert!(h.thread_exited(), "the holder's thread exited: the record was kept, not cleared");
+    assert!(
+        h.thread_exited(),
+        "the holder's thread exited: the record was kept, not cleared"
+    );
     assert!(err.to_string().contains("leaked guard"), "{err}");
     assert!(!r.revoke_deferred(), "already revoking");
-    assert_eq!(drops.load(Ordering::SeqCst), 0, "a leaked access keeps the value");
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        0,
+        "a leaked access keeps the value"
+    );
     drop(r); // `&mut self` proves no live borrow: the owner's drop frees it
     assert_eq!(drops.load(Ordering::SeqCst), 1);
 }
@@ -405,6 +446,6 @@ fn a_leaked_guard_does_not_haunt_later_resources() {
         std::mem::forget(r.try_access().unwrap());
         drop(r);
         let r2 = Box::new(Revocable::new(2u64)); // likely the same address
-        assert_eq!(r2.revoke_timeout(LONG).unwrap(), true);
+        assert!(r2.revoke_timeout(LONG).unwrap());
     }
 }

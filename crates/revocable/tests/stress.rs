@@ -19,8 +19,9 @@ fn poison_on_drop_stress() {
     let accesses = AtomicUsize::new(0);
     let failed = AtomicUsize::new(0);
     // The current generation of each slot; revokers swap in a fresh resource after revoking.
-    let slots: Vec<RwLock<Arc<Revocable<Poison>>>> =
-        (0..SLOTS).map(|_| RwLock::new(Arc::new(Revocable::new(Poison::new(&drops))))).collect();
+    let slots: Vec<RwLock<Arc<Revocable<Poison>>>> = (0..SLOTS)
+        .map(|_| RwLock::new(Arc::new(Revocable::new(Poison::new(&drops)))))
+        .collect();
     let winners = AtomicUsize::new(0);
     std::thread::scope(|s| {
         for t in 0..3 {
@@ -44,6 +45,7 @@ fn poison_on_drop_stress() {
                                     std::thread::sleep(Duration::from_micros(50));
                                 }
                                 g.check();
+                                accesses.fetch_add(1, Ordering::Relaxed);
                             }
                             None => {
                                 failed.fetch_add(1, Ordering::Relaxed);
@@ -52,13 +54,13 @@ fn poison_on_drop_stress() {
                         }
                         i = i.wrapping_add(1);
                     }
-                    accesses.fetch_add(64, Ordering::Relaxed);
                 }
             });
         }
         // Two revokers race on the same slot; each round, one of three revoke kinds.
         for k in 0..2 {
-            let (slots, accesses, drops, created, winners) = (&slots, &accesses, &drops, &created, &winners);
+            let (slots, accesses, drops, created, winners) =
+                (&slots, &accesses, &drops, &created, &winners);
             s.spawn(move || {
                 let mut round = k;
                 while accesses.load(Ordering::Relaxed) < target {
@@ -66,7 +68,9 @@ fn poison_on_drop_stress() {
                     let r = Arc::clone(&slot.read().unwrap());
                     let won = match round % 3 {
                         0 => r.revoke(),
-                        1 => r.revoke_timeout(Duration::from_secs(30)).expect("no leaked guards here"),
+                        1 => r
+                            .revoke_timeout(Duration::from_secs(30))
+                            .expect("no leaked guards here"),
                         _ => r.revoke_deferred(),
                     };
                     if won {
@@ -87,7 +91,11 @@ fn poison_on_drop_stress() {
         }
     });
     drop(slots);
-    assert_eq!(drops.load(Ordering::SeqCst), created.load(Ordering::SeqCst), "every value dropped exactly once");
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        created.load(Ordering::SeqCst),
+        "every value dropped exactly once"
+    );
     assert!(winners.load(Ordering::Relaxed) > 0);
     eprintln!(
         "stress: {} accesses, {} failed (revoked), {} resources",

@@ -23,7 +23,14 @@ pub(super) static HEAVY_COUNT: AtomicU64 = AtomicU64::new(0);
 
 fn membarrier(cmd: libc::c_long) -> libc::c_long {
     // SAFETY: membarrier takes (cmd, flags, cpu_id) integers and touches no memory of ours.
-    unsafe { libc::syscall(libc::SYS_membarrier, cmd, 0 as libc::c_long, 0 as libc::c_long) }
+    unsafe {
+        libc::syscall(
+            libc::SYS_membarrier,
+            cmd,
+            0 as libc::c_long,
+            0 as libc::c_long,
+        )
+    }
 }
 
 pub(super) fn init() {
@@ -53,7 +60,8 @@ pub(super) fn heavy() {
     #[cfg(test)]
     HEAVY_COUNT.fetch_add(1, Ordering::Relaxed);
     init();
-    if STRATEGY.load(Ordering::Acquire) == MEMBARRIER && membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0
+    if STRATEGY.load(Ordering::Acquire) == MEMBARRIER
+        && membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0
     {
         return;
     }

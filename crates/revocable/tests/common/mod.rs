@@ -25,7 +25,10 @@ const DEAD: usize = 0xDEAD_DEAD;
 
 impl Poison {
     pub fn new(drops: &Arc<AtomicUsize>) -> Self {
-        Self { magic: AtomicUsize::new(ALIVE), drops: Arc::clone(drops) }
+        Self {
+            magic: AtomicUsize::new(ALIVE),
+            drops: Arc::clone(drops),
+        }
     }
 
     /// Panics if the value was dropped.
@@ -36,7 +39,11 @@ impl Poison {
 
 impl Drop for Poison {
     fn drop(&mut self) {
-        assert_eq!(self.magic.swap(DEAD, Ordering::Relaxed), ALIVE, "double drop");
+        assert_eq!(
+            self.magic.swap(DEAD, Ordering::Relaxed),
+            ALIVE,
+            "double drop"
+        );
         self.drops.fetch_add(1, Ordering::SeqCst);
     }
 }

@@ -26,6 +26,16 @@
 //! reader.join().unwrap();
 //! ```
 //!
+//! A guard is `!Send`: an access begins and ends on the same thread.
+//!
+//! ```compile_fail
+//! let r = revocable::Revocable::new(1);
+//! let g = r.try_access().unwrap();
+//! std::thread::scope(|s| {
+//!     s.spawn(move || drop(g)); // error: `*const ()` cannot be sent between threads safely
+//! });
+//! ```
+//!
 //! # How it is fast
 //! The read path is a one-shot SRCU built on *asymmetric fences*: a reader writes the resource's id
 //! into its own thread-local slot and issues only a compiler fence before checking the revoked flag;

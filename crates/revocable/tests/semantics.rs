@@ -449,3 +449,14 @@ fn a_leaked_guard_does_not_haunt_later_resources() {
         assert!(r2.revoke_timeout(LONG).unwrap());
     }
 }
+
+#[test]
+fn auto_traits_match_the_contract() {
+    fn send<X: Send>() {}
+    fn sync<X: Sync>() {}
+    fn error<X: std::error::Error + Send + Sync + 'static>() {}
+    send::<Revocable<std::sync::mpsc::Sender<u8>>>(); // Send, !Sync payload
+    sync::<Revocable<u64>>();
+    sync::<revocable::RevocableGuard<'static, u64>>();
+    error::<revocable::RevokeTimeout>();
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace: unit, integration and doc tests (FUSE included), the no_std
+# build, the track-holders feature, the loom models, Miri on the core, and a short torture run.
+# Installs the nightly Miri component first if it is missing. Usage: scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n=== %s\n' "$*"; }
+
+if ! cargo +nightly miri --version >/dev/null 2>&1; then
+    step "installing the nightly Miri component"
+    rustup toolchain install nightly --profile minimal
+    rustup component add --toolchain nightly miri rust-src
+fi
+
+step "workspace tests (unit, integration, doc)"
+cargo test --workspace
+
+step "core without std (no_std + rundown counter)"
+cargo test -p revocable --no-default-features --lib --tests
+
+step "core with track-holders"
+cargo test -p revocable --features track-holders
+
+step "loom models of the core protocol"
+RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p revocable --release --test loom
+
+step "Miri on the core tests"
+MIRIFLAGS="-Zmiri-disable-isolation" CARGO_TARGET_DIR=target/miri cargo +nightly miri test -p revocable
+
+step "short torture of the core"
+cargo run --release -q -p revocable-cli -- torture --duration "${TORTURE_SECONDS:-30}"
+
+step "all tests passed"

@@ -1,13 +1,239 @@
-//! `revocable torture`: not built yet (see the open issues).
+//! `revocable torture`: stress the core like the kernel's rcutorture (see `revocable-torture`).
+//!
+//! Prints a status line to stderr every `--interval` seconds and the summary to stdout. Exit status:
+//! 0 when the run found nothing wrong, 1 on any violation or hang, 2 on bad arguments.
 
 use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use revocable::Revocable;
+use revocable_torture::broken::{EarlyDrop, SkipWait};
+use revocable_torture::payload::Payload;
+use revocable_torture::{torture, Config, Progress, Report, Subject};
+
+/// A deliberately broken implementation to torture instead of the real one (to see a failure).
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Broken {
+    /// Revoke returns without waiting for the holders.
+    SkipWait,
+    /// Revoke drops the data under its holders.
+    EarlyDrop,
+}
 
 /// Arguments of `revocable torture`.
-#[derive(clap::Args)]
-pub struct Args {}
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// How long to run, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    pub duration: u64,
+    /// Reader threads [default: 2 per core]; more than 2 per core needs --oversubscribe.
+    #[arg(long, value_name = "N")]
+    pub readers: Option<usize>,
+    /// Revoker threads.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub revokers: usize,
+    /// Revokers racing on the same resource at once (revokers are split in gangs of this size).
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub racers: usize,
+    /// Resources alive at once (each revoked one is replaced by a fresh one).
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub resources: usize,
+    /// Longest hold of a guard, in microseconds (holds are uniform in 0..=this).
+    #[arg(long, value_name = "US", default_value_t = 200)]
+    pub hold_max_us: u64,
+    /// Percentage of accesses that hold their guard at all (the others drop it at once).
+    #[arg(long, value_name = "PERCENT", default_value_t = 50)]
+    pub hold_percent: u32,
+    /// Percentage of holds that sleep instead of busy-waiting.
+    #[arg(long, value_name = "PERCENT", default_value_t = 10)]
+    pub sleep_percent: u32,
+    /// Deepest nesting of guards in one reader (on one resource or several).
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub nest_max: usize,
+    /// Seed of every random choice [default: from the clock; printed, so a run can be repeated].
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// A revoke running longer than this is a hang: the watchdog reports it and the run fails.
+    #[arg(long, value_name = "MS", default_value_t = 5000,
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub stall_ms: u64,
+    /// Allow more than 2 readers per core.
+    #[arg(long)]
+    pub oversubscribe: bool,
+    /// Seconds between status lines on stderr.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub interval: u64,
+    /// Torture a deliberately broken implementation (the run must fail).
+    #[arg(long, value_enum, hide = true)]
+    pub broken: Option<Broken>,
+}
+
+fn clock_seed() -> u64 {
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    (t.as_nanos() as u64) ^ (u64::from(std::process::id()) << 32)
+}
+
+/// Builds the run's configuration from the arguments.
+fn config(args: &Args) -> Config {
+    let mut cfg = Config::for_this_machine();
+    cfg.duration = Duration::from_secs(args.duration);
+    if let Some(r) = args.readers {
+        cfg.readers = r;
+    }
+    cfg.revokers = args.revokers;
+    cfg.racers = args.racers;
+    cfg.resources = args.resources;
+    cfg.hold_max = Duration::from_micros(args.hold_max_us);
+    cfg.hold_percent = args.hold_percent;
+    cfg.sleep_percent = args.sleep_percent;
+    cfg.nest_max = args.nest_max;
+    cfg.seed = args.seed.unwrap_or_else(clock_seed);
+    cfg.stall = Duration::from_millis(args.stall_ms);
+    cfg.oversubscribe = args.oversubscribe;
+    cfg.progress_interval = Duration::from_secs(args.interval);
+    cfg
+}
+
+fn go<S: Subject>(cfg: &Config) -> Result<Report, revocable_torture::ConfigError> {
+    torture::<S>(cfg, |p: &Progress| eprintln!("{p}"))
+}
 
 /// Entry point of `revocable torture`.
-pub fn run(_args: Args) -> ExitCode {
-    eprintln!("revocable torture: not built yet");
-    ExitCode::from(2)
+pub fn run(args: Args) -> ExitCode {
+    let cfg = config(&args);
+    if let Err(e) = cfg.validate() {
+        eprintln!("revocable torture: error: {e}");
+        return ExitCode::from(2);
+    }
+    eprintln!(
+        "torture: {}s, {} readers, {} revokers ({} racing), {} resources, holds up to {}µs \
+         ({}% hold, {}% of holds sleep), nesting up to {}, stall bound {}ms, seed {} \
+         (repeat with --seed {})",
+        args.duration,
+        cfg.readers,
+        cfg.revokers,
+        cfg.racers,
+        cfg.resources,
+        args.hold_max_us,
+        cfg.hold_percent,
+        cfg.sleep_percent,
+        cfg.nest_max,
+        args.stall_ms,
+        cfg.seed,
+        cfg.seed
+    );
+    let result = match args.broken {
+        None => go::<Revocable<Payload>>(&cfg),
+        Some(Broken::SkipWait) => go::<SkipWait>(&cfg),
+        Some(Broken::EarlyDrop) => go::<EarlyDrop>(&cfg),
+    };
+    match result {
+        Err(e) => {
+            eprintln!("revocable torture: error: {e}");
+            ExitCode::from(2)
+        }
+        Ok(report) => {
+            println!("{report}");
+            if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn parse(argv: &[&str]) -> Result<Args, clap::Error> {
+        Cli::try_parse_from(std::iter::once("torture").chain(argv.iter().copied())).map(|c| c.args)
+    }
+
+    #[test]
+    fn flags_map_to_the_configuration() {
+        let a = parse(&[
+            "--duration",
+            "20",
+            "--readers",
+            "3",
+            "--revokers",
+            "5",
+            "--racers",
+            "5",
+            "--resources",
+            "7",
+            "--hold-max-us",
+            "50",
+            "--sleep-percent",
+            "30",
+            "--seed",
+            "9",
+            "--stall-ms",
+            "700",
+            "--nest-max",
+            "4",
+            "--hold-percent",
+            "80",
+        ])
+        .unwrap();
+        let c = config(&a);
+        assert_eq!(c.duration, Duration::from_secs(20));
+        assert_eq!((c.readers, c.revokers, c.racers, c.resources), (3, 5, 5, 7));
+        assert_eq!(c.hold_max, Duration::from_micros(50));
+        assert_eq!(
+            (c.sleep_percent, c.hold_percent, c.nest_max, c.seed),
+            (30, 80, 4, 9)
+        );
+        assert_eq!(c.stall, Duration::from_millis(700));
+        assert!(a.broken.is_none());
+    }
+
+    #[test]
+    fn bad_flags_are_refused_with_clear_errors() {
+        assert!(parse(&["--duration", "0"]).is_err());
+        assert!(parse(&["--duration", "ten"]).is_err());
+        assert!(parse(&["--readers", "-1"]).is_err());
+        assert!(parse(&["--broken", "sometimes"]).is_err());
+        let a = parse(&["--sleep-percent", "150"]).unwrap();
+        assert!(config(&a)
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("sleep-percent"));
+        let a = parse(&["--racers", "9"]).unwrap();
+        assert!(config(&a)
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("racers"));
+        let a = parse(&["--readers", "100000"]).unwrap();
+        assert!(config(&a).validate().is_err());
+        let a = parse(&["--broken", "early-drop"]).unwrap();
+        assert!(matches!(a.broken, Some(Broken::EarlyDrop)));
+    }
+
+    #[test]
+    fn exit_status_tells_pass_fail_and_usage_error() {
+        let a = parse(&["--duration", "1", "--seed", "3", "--interval", "1"]).unwrap();
+        assert_eq!(run(a), ExitCode::SUCCESS);
+        let a = parse(&["--duration", "1", "--broken", "early-drop"]).unwrap();
+        assert_eq!(run(a), ExitCode::from(1));
+        let a = parse(&["--duration", "1", "--broken", "skip-wait"]).unwrap();
+        assert_eq!(run(a), ExitCode::from(1));
+        let a = parse(&["--duration", "1", "--resources", "0"]).unwrap();
+        assert_eq!(run(a), ExitCode::from(2));
+    }
 }

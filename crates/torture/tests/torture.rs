@@ -1,0 +1,300 @@
+//! End-to-end tortures: the real `Revocable` passes; broken implementations and a stalled revoke
+//! are caught within seconds.
+
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use revocable::Revocable;
+use revocable_torture::broken::{EarlyDrop, SkipWait};
+use revocable_torture::payload::Payload;
+use revocable_torture::violation::Kind;
+use revocable_torture::{torture, Config, ConfigError, Progress, Report, Subject};
+
+fn short(duration: Duration) -> Config {
+    let mut cfg = Config::for_cores(2);
+    cfg.duration = duration;
+    cfg.progress_interval = Duration::from_millis(100);
+    cfg.seed = 20_261_125;
+    cfg
+}
+
+/// Runs and returns the report with the time at which the first violation was seen (per progress).
+fn run<S: Subject>(cfg: &Config) -> (Report, Option<Duration>) {
+    let first = Arc::new(Mutex::new(None));
+    let f = Arc::clone(&first);
+    let report = torture::<S>(cfg, move |p: &Progress| {
+        let mut f = f.lock().unwrap();
+        if p.violations > 0 && f.is_none() {
+            *f = Some(p.elapsed);
+        }
+    })
+    .expect("valid configuration");
+    eprintln!("{report}");
+    let first = *first.lock().unwrap();
+    (report, first)
+}
+
+fn count(r: &Report, k: Kind) -> u64 {
+    r.violations
+        .iter()
+        .find(|(kind, _)| *kind == k)
+        .map_or(0, |(_, n)| *n)
+}
+
+#[test]
+fn real_revocable_passes_a_short_torture() {
+    let (r, _) = run::<Revocable<Payload>>(&short(Duration::from_secs(3)));
+    assert!(r.passed(), "{r}");
+    assert_eq!(r.violation_count(), 0);
+    // The run exercised what it claims to.
+    assert!(r.accesses > 1000, "{r}");
+    assert!(r.nested > 0 && r.sleeps > 0 && r.misses > 0, "{r}");
+    assert!(
+        r.ops.revoke > 0 && r.ops.deferred > 0 && r.ops.timeout > 0,
+        "{r}"
+    );
+    assert!(r.wins > 0 && r.recycled > 0, "{r}");
+    assert!(r.wait_latency.count() > 0, "{r}");
+    assert_eq!(r.pipe[1], 0);
+    assert!(r.pipe[0] > 0);
+}
+
+#[test]
+fn early_drop_is_caught_by_the_poison_check() {
+    let (r, first) = run::<EarlyDrop>(&short(Duration::from_secs(2)));
+    assert!(!r.passed());
+    assert!(count(&r, Kind::Poisoned) > 0, "{r}");
+    assert!(
+        first.is_some_and(|t| t < Duration::from_secs(2)),
+        "first seen at {first:?}"
+    );
+}
+
+#[test]
+fn skip_wait_is_caught_by_the_pipe_count_and_the_drop_check() {
+    let (r, first) = run::<SkipWait>(&short(Duration::from_secs(2)));
+    assert!(!r.passed());
+    assert!(count(&r, Kind::PipeTooShort) > 0, "{r}");
+    assert!(count(&r, Kind::ReturnedBeforeDrop) > 0, "{r}");
+    assert_eq!(
+        count(&r, Kind::Poisoned),
+        0,
+        "skip-wait never drops under a holder: {r}"
+    );
+    assert!(
+        first.is_some_and(|t| t < Duration::from_secs(2)),
+        "first seen at {first:?}"
+    );
+}
+
+/// A correct but slow implementation: `revoke` keeps a guard of its own for `STALL * 3`, then
+/// lets go. The watchdog must report it with the holders, and the run must fail as hung.
+struct Stalls(Revocable<Payload>);
+
+const STALL: Duration = Duration::from_millis(200);
+
+impl Subject for Stalls {
+    type Guard<'a> = revocable::RevocableGuard<'a, Payload>;
+    type Timeout = revocable::RevokeTimeout;
+    const NAME: &'static str = "stalls";
+    fn new(data: Payload) -> Self {
+        Self(Revocable::new(data))
+    }
+    fn try_access(&self) -> Option<Self::Guard<'_>> {
+        self.0.try_access()
+    }
+    fn revoke(&self) -> bool {
+        let held = self.0.try_access();
+        let won = self.0.revoke_deferred();
+        thread::sleep(STALL * 3);
+        drop(held);
+        won
+    }
+    fn revoke_deferred(&self) -> bool {
+        self.0.revoke_deferred()
+    }
+    fn revoke_timeout(&self, timeout: Duration) -> Result<bool, Self::Timeout> {
+        self.0.revoke_timeout(timeout)
+    }
+}
+
+#[test]
+fn watchdog_reports_a_stalled_revoke_with_its_holders() {
+    let mut cfg = short(Duration::from_secs(5));
+    cfg.stall = STALL;
+    // One revoker per resource: every stalled call is a winner holding its own guard, so the
+    // holder report is never empty.
+    cfg.racers = 1;
+    let t0 = std::time::Instant::now();
+    let (r, _) = run::<Stalls>(&cfg);
+    assert!(r.hung && !r.passed(), "{r}");
+    assert!(count(&r, Kind::Hang) > 0, "{r}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(4),
+        "the watchdog stops the run early"
+    );
+    let hangs: Vec<_> = r
+        .samples
+        .iter()
+        .filter(|s| s.starts_with("hang: revoker"))
+        .collect();
+    assert!(!hangs.is_empty(), "{r}");
+    for hang in hangs {
+        assert!(
+            hang.contains("Revoke of resource") && hang.contains("running for"),
+            "{hang}"
+        );
+        // The holders as the implementation describes them (`RevokeTimeout`'s Display).
+        assert!(!hang.contains("no holder remains"), "{hang}");
+    }
+    // No other violation: the slow implementation is otherwise correct.
+    assert_eq!(r.violation_count(), count(&r, Kind::Hang), "{r}");
+}
+
+#[test]
+fn bad_configuration_is_refused_before_starting() {
+    let mut cfg = short(Duration::from_secs(1));
+    cfg.resources = 0;
+    assert_eq!(
+        torture::<Revocable<Payload>>(&cfg, |_| {}).unwrap_err(),
+        ConfigError::Zero("resources")
+    );
+}
+
+/// Wraps the real type but lies about who revoked: `WINS` is what every revoke call returns.
+struct Lies<const WINS: bool>(Revocable<Payload>);
+
+impl<const WINS: bool> Subject for Lies<WINS> {
+    type Guard<'a> = revocable::RevocableGuard<'a, Payload>;
+    type Timeout = revocable::RevokeTimeout;
+    const NAME: &'static str = if WINS { "always-wins" } else { "never-wins" };
+    fn new(data: Payload) -> Self {
+        Self(Revocable::new(data))
+    }
+    fn try_access(&self) -> Option<Self::Guard<'_>> {
+        self.0.try_access()
+    }
+    fn revoke(&self) -> bool {
+        self.0.revoke();
+        WINS
+    }
+    fn revoke_deferred(&self) -> bool {
+        self.0.revoke_deferred();
+        WINS
+    }
+    fn revoke_timeout(&self, _timeout: Duration) -> Result<bool, Self::Timeout> {
+        // Never expires, so that every resource is settled by a call that returns a bool.
+        self.0.revoke();
+        Ok(WINS)
+    }
+}
+
+#[test]
+fn a_second_winner_is_caught() {
+    let mut cfg = short(Duration::from_secs(1));
+    cfg.racers = 4;
+    let (r, _) = run::<Lies<true>>(&cfg);
+    assert!(count(&r, Kind::MultipleWinners) > 0, "{r}");
+    assert_eq!(r.violation_count(), count(&r, Kind::MultipleWinners), "{r}");
+}
+
+#[test]
+fn a_resource_revoked_without_a_winner_is_caught() {
+    let (r, _) = run::<Lies<false>>(&short(Duration::from_secs(1)));
+    assert!(count(&r, Kind::NoWinner) > 0, "{r}");
+    assert_eq!(r.violation_count(), count(&r, Kind::NoWinner), "{r}");
+}
+
+#[test]
+fn real_revocable_passes_oversubscribed_with_deep_nesting_and_long_sleeps() {
+    let mut cfg = short(Duration::from_secs(2));
+    cfg.readers = 16;
+    cfg.oversubscribe = true;
+    cfg.revokers = 6;
+    cfg.racers = 3;
+    cfg.resources = 3;
+    cfg.nest_max = 6;
+    cfg.sleep_percent = 50;
+    cfg.hold_max = Duration::from_millis(2);
+    let (r, _) = run::<Revocable<Payload>>(&cfg);
+    assert!(r.passed(), "{r}");
+    assert!(r.sleeps > 0 && r.nested > 0 && r.timeouts > 0, "{r}");
+}
+
+/// `revoke` does not come back for 2.5 s: longer than the stall bound plus the join grace.
+struct NeverReturns(Revocable<Payload>);
+
+impl Subject for NeverReturns {
+    type Guard<'a> = revocable::RevocableGuard<'a, Payload>;
+    type Timeout = revocable::RevokeTimeout;
+    const NAME: &'static str = "never-returns";
+    fn new(data: Payload) -> Self {
+        Self(Revocable::new(data))
+    }
+    fn try_access(&self) -> Option<Self::Guard<'_>> {
+        self.0.try_access()
+    }
+    fn revoke(&self) -> bool {
+        thread::sleep(Duration::from_millis(2500));
+        self.0.revoke()
+    }
+    fn revoke_deferred(&self) -> bool {
+        self.0.revoke_deferred()
+    }
+    fn revoke_timeout(&self, timeout: Duration) -> Result<bool, Self::Timeout> {
+        self.0.revoke_timeout(timeout)
+    }
+}
+
+#[test]
+fn threads_that_do_not_stop_are_named_and_the_run_fails() {
+    let mut cfg = short(Duration::from_secs(1));
+    cfg.stall = Duration::from_millis(100);
+    let t0 = std::time::Instant::now();
+    let (r, _) = run::<NeverReturns>(&cfg);
+    assert!(r.hung && !r.passed(), "{r}");
+    assert!(
+        t0.elapsed() < Duration::from_millis(2400),
+        "torture() returned without them"
+    );
+    let s = r
+        .samples
+        .iter()
+        .find(|s| s.contains("did not stop"))
+        .expect("the stuck threads are reported");
+    assert!(s.contains("torture-revoker-"), "{s}");
+}
+
+/// `revoke_timeout` gives up at once when there are holders, whatever the timeout.
+struct GivesUp(Revocable<Payload>);
+
+impl Subject for GivesUp {
+    type Guard<'a> = revocable::RevocableGuard<'a, Payload>;
+    type Timeout = revocable::RevokeTimeout;
+    const NAME: &'static str = "gives-up";
+    fn new(data: Payload) -> Self {
+        Self(Revocable::new(data))
+    }
+    fn try_access(&self) -> Option<Self::Guard<'_>> {
+        self.0.try_access()
+    }
+    fn revoke(&self) -> bool {
+        self.0.revoke()
+    }
+    fn revoke_deferred(&self) -> bool {
+        self.0.revoke_deferred()
+    }
+    fn revoke_timeout(&self, _timeout: Duration) -> Result<bool, Self::Timeout> {
+        self.0.revoke_timeout(Duration::ZERO)
+    }
+}
+
+#[test]
+fn a_timeout_that_expires_early_is_caught() {
+    let mut cfg = short(Duration::from_secs(1));
+    cfg.hold_max = Duration::from_millis(1);
+    let (r, _) = run::<GivesUp>(&cfg);
+    assert!(count(&r, Kind::EarlyTimeout) > 0, "{r}");
+    assert_eq!(r.violation_count(), count(&r, Kind::EarlyTimeout), "{r}");
+}

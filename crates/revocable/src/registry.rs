@@ -43,12 +43,30 @@ pub(crate) struct Owner {
 }
 
 /// Where and when a slot's access was taken (feature `track-holders`); zero-sized otherwise.
-#[derive(Default)]
 pub(crate) struct Meta {
     #[cfg(feature = "track-holders")]
     loc: AtomicPtr<core::panic::Location<'static>>,
     #[cfg(feature = "track-holders")]
     since_ns: AtomicU64,
+}
+
+impl Meta {
+    #[cfg(not(loom))]
+    const NEW: Meta = Meta {
+        #[cfg(feature = "track-holders")]
+        loc: AtomicPtr::new(ptr::null_mut()),
+        #[cfg(feature = "track-holders")]
+        since_ns: AtomicU64::new(0),
+    };
+
+    fn new() -> Self {
+        Meta {
+            #[cfg(feature = "track-holders")]
+            loc: AtomicPtr::new(ptr::null_mut()),
+            #[cfg(feature = "track-holders")]
+            since_ns: AtomicU64::new(0),
+        }
+    }
 }
 
 /// One thread's announcement slots. See the module docs for the invariants.
@@ -101,15 +119,53 @@ impl Drop for Handle {
     }
 }
 
+/// What `LOCAL` points to before this thread has a record (and after it gave it back): a record
+/// with every inline slot busy, so the fast path needs no null check — it finds no free slot and
+/// falls into `announce_deep`, which registers. It is not in the registry, so scans never see it,
+/// and nothing ever writes to it.
+#[cfg(not(loom))]
+static SENTINEL: Record = Record {
+    slots: [const { AtomicU64::new(u64::MAX) }; INLINE],
+    overflow: AtomicPtr::new(ptr::null_mut()),
+    next: AtomicPtr::new(ptr::null_mut()),
+    status: AtomicU8::new(OWNED),
+    owner: Mutex::new(Owner {
+        name: None,
+        id: String::new(),
+        os_tid: None,
+        exited: false,
+    }),
+    meta: [Meta::NEW; INLINE],
+};
+#[cfg(not(loom))]
+fn sentinel() -> &'static Record {
+    &SENTINEL
+}
+#[cfg(loom)]
+fn sentinel() -> &'static Record {
+    loom::lazy_static! {
+        static ref SENTINEL: Record = {
+            let r = Record::new(OWNED);
+            for s in &r.slots {
+                s.store(u64::MAX, Ordering::Relaxed);
+            }
+            r
+        };
+    }
+    &SENTINEL
+}
+
 #[cfg(not(loom))]
 std::thread_local! {
-    /// The fast path's pointer to this thread's record (no destructor, so always accessible).
-    static LOCAL: core::cell::Cell<*const Record> = const { core::cell::Cell::new(ptr::null()) };
+    /// The fast path's pointer to this thread's record, or to the sentinel (no destructor, so
+    /// always accessible; const-initialised, so no lazy-init check).
+    static LOCAL: core::cell::Cell<*const Record> =
+        const { core::cell::Cell::new(&raw const SENTINEL) };
     static HANDLE: Handle = const { Handle(core::cell::Cell::new(ptr::null())) };
 }
 #[cfg(loom)]
 loom::thread_local! {
-    static LOCAL: core::cell::Cell<*const Record> = core::cell::Cell::new(ptr::null());
+    static LOCAL: core::cell::Cell<*const Record> = core::cell::Cell::new(sentinel());
     static HANDLE: Handle = Handle(core::cell::Cell::new(ptr::null()));
 }
 
@@ -126,7 +182,7 @@ impl Record {
             next: AtomicPtr::new(ptr::null_mut()),
             status: AtomicU8::new(status),
             owner: Mutex::new(Owner::default()),
-            meta: core::array::from_fn(|_| Meta::default()),
+            meta: core::array::from_fn(|_| Meta::new()),
         }
     }
 
@@ -146,7 +202,7 @@ impl Record {
                 }
                 let fresh = Box::new(Chunk {
                     slots: core::array::from_fn(|_| AtomicU64::new(0)),
-                    meta: core::array::from_fn(|_| Meta::default()),
+                    meta: core::array::from_fn(|_| Meta::new()),
                     next: AtomicPtr::new(ptr::null_mut()),
                 });
                 c = Box::into_raw(fresh);
@@ -180,15 +236,11 @@ impl Record {
     }
 }
 
-/// This thread's record, registering one on first use.
+/// This thread's record, or the sentinel if it has none yet.
 #[inline(always)]
 fn local() -> &'static Record {
-    let p = LOCAL.with(|c| c.get());
-    if p.is_null() {
-        return register();
-    }
-    // SAFETY: LOCAL only ever holds a 'static record owned by this thread.
-    unsafe { &*p }
+    // SAFETY: LOCAL only ever holds the sentinel or a 'static record owned by this thread.
+    unsafe { &*LOCAL.with(|c| c.get()) }
 }
 
 #[cold]
@@ -257,7 +309,7 @@ fn os_tid() -> Option<i64> {
 
 /// Thread exit: hand the record back, or abandon it with its (leaked) announcements intact.
 fn release(rec: &'static Record) {
-    let _ = LOCAL.try_with(|c| c.set(ptr::null()));
+    let _ = LOCAL.try_with(|c| c.set(sentinel()));
     let mut busy = false;
     rec.for_each_slot(|s, _| busy |= s.load(Ordering::Relaxed) != 0);
     let mut owner = rec.owner.lock().unwrap_or_else(|e| e.into_inner());
@@ -297,13 +349,19 @@ pub(crate) fn announce(id: u64) -> Token {
     announce_deep(rec, id)
 }
 
-/// Slow path: nesting deeper than the inline slots. Takes the lowest free overflow slot, growing
-/// only when all are busy, so that live accesses, not the history of drops, bound the slots used.
+/// Slow path: this thread has no record yet (`rec` is the sentinel), or it nests deeper than the
+/// inline slots. Takes the lowest free slot, growing only when all are busy, so that live
+/// accesses, not the history of drops, bound the slots in use.
 #[cold]
 #[inline(never)]
 #[cfg_attr(feature = "track-holders", track_caller)]
 fn announce_deep(rec: &'static Record, id: u64) -> Token {
-    let mut idx = INLINE;
+    let rec = if ptr::eq(rec, sentinel()) {
+        register()
+    } else {
+        rec
+    };
+    let mut idx = 0;
     let (slot, meta) = loop {
         let (s, m) = rec
             .slot(idx, true)

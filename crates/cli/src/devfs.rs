@@ -1,13 +1,81 @@
-//! `revocable devfs`: not built yet (see the open issues).
+//! `revocable devfs MOUNTPOINT`: serve the device file system until SIGINT/SIGTERM or an external
+//! unmount, then exit 0 with the mount gone (files still open are released by the server).
+//!
+//! Invariant: SIGINT and SIGTERM are blocked in every thread and taken by one `sigwait` thread,
+//! so no signal handler runs inside the server and the stop is an ordinary function call.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use revocable_devfs::fuse::EndReason;
+use revocable_devfs::server::{Devfs, DEFAULT_THREADS};
 
 /// Arguments of `revocable devfs`.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Directory to mount the device file system on.
+    pub mountpoint: PathBuf,
+    /// Number of FUSE dispatch threads.
+    #[arg(long, default_value_t = DEFAULT_THREADS)]
+    pub threads: usize,
+}
+
+/// Blocks SIGINT and SIGTERM in the calling thread (and the threads it spawns later); returns the
+/// set for `sigwait`.
+pub(crate) fn block_stop_signals() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; sigemptyset/sigaddset initialise it; pthread_sigmask only
+    // reads the set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
 
 /// Entry point of `revocable devfs`.
-pub fn run(_args: Args) -> ExitCode {
-    eprintln!("revocable devfs: not built yet");
-    ExitCode::from(2)
+pub fn run(args: Args) -> ExitCode {
+    let set = block_stop_signals();
+    let mut fs = match Devfs::mount(&args.mountpoint, args.threads) {
+        Ok(fs) => fs,
+        Err(e) => {
+            eprintln!("revocable devfs: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    eprintln!(
+        "revocable devfs: serving {} ({} threads): cros_ec, revocable_test/{{provider,consumer}}, control; Ctrl-C to stop",
+        fs.mountpoint().display(),
+        args.threads.max(2)
+    );
+    let stop = fs.stopper();
+    std::thread::spawn(move || {
+        let mut sig: libc::c_int = 0;
+        // SAFETY: set is an initialised sigset_t; sig is a valid out-pointer.
+        if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
+            eprintln!("revocable devfs: signal {sig}, unmounting");
+            stop.stop();
+        }
+    });
+    let reason = fs.join();
+    let st = fs.stats();
+    use std::sync::atomic::Ordering::Relaxed;
+    eprintln!(
+        "revocable devfs: {} (opens {}, releases {} + {} at session end)",
+        match reason {
+            EndReason::Stopped => "stopped",
+            EndReason::Disconnected => "unmounted or aborted",
+            EndReason::Failed => "failed",
+        },
+        st.opens.load(Relaxed),
+        st.releases.load(Relaxed),
+        st.releases_at_end.load(Relaxed)
+    );
+    if reason == EndReason::Failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }

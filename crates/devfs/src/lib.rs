@@ -1,1 +1,40 @@
-//! revocable-devfs: placeholder, see the crate's issue.
+//! revocable-devfs: a FUSE file system that serves misc devices to real processes, with hot
+//! unplug: the simulated ChromeOS EC chardev `cros_ec` (protected by the fops replacement of the
+//! misc registry, as the kernel series' patches 6/7 and 7/7 do), the kselftest device
+//! `revocable_test`, and a `control` file to unbind, bind and inject EC events.
+//!
+//! ```text
+//! MOUNTPOINT/cros_ec                   EC chardev: version read, MKBP events, poll, ioctls
+//! MOUNTPOINT/revocable_test/provider   kselftest provider (write a string / `resource_gone`)
+//! MOUNTPOINT/revocable_test/consumer   kselftest consumer (offset 0 and 0x1234)
+//! MOUNTPOINT/control                   `cros_ec bound` …; `unbind NAME`, `bind NAME`,
+//!                                      `event cros_ec TYPE HEX`
+//! ```
+//!
+//! Layers, one module each: [`fuse`] (our own transport, written from the kernel ABI: mount,
+//! dispatch threads, parked replies, interrupts, poll notification, restricted ioctl), [`fs`]
+//! (the tree, open files, parking of blocking reads), [`node`] (what a file is), [`fops_node`]
+//! (fops-layer files as FUSE files), the drivers [`cros_ec`] and [`revocable_test`], [`control`],
+//! and [`server`] (everything assembled: [`server::Devfs`]).
+//!
+//! Invariant across the crate: every FUSE request is answered exactly once, every open file is
+//! released exactly once (by RELEASE or at session end), and nothing a client can send makes the
+//! server panic.
+//!
+//! ```no_run
+//! use revocable_devfs::server::Devfs;
+//! let mut fs = Devfs::mount(std::path::Path::new("/tmp/dev"), 4)?;
+//! fs.devices().cros_ec.unbind(); // hot unplug: open files now fail with ENODEV
+//! fs.stopper().stop();
+//! fs.join();
+//! # Ok::<(), revocable_devfs::fuse::MountError>(())
+//! ```
+
+pub mod control;
+pub mod cros_ec;
+pub mod fops_node;
+pub mod fs;
+pub mod fuse;
+pub mod node;
+pub mod revocable_test;
+pub mod server;

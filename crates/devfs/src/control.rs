@@ -1,0 +1,215 @@
+//! The `control` file: reading lists each device and its state (`cros_ec bound`), one per line;
+//! writing `unbind NAME`, `bind NAME` or `event cros_ec TYPE HEX` (TYPE decimal, HEX the payload
+//! bytes, may be empty or omitted) acts on the devices. Several lines may be written at once;
+//! they run in order and the first failure stops the write with its error.
+//!
+//! Errors: `ENODEV` for an unknown device name (or an event to an unbound EC), `EINVAL` for a
+//! malformed line.
+//!
+//! Invariant: a write either runs its lines in order or fails at the first bad one; no line is
+//! half-applied.
+
+use std::sync::Arc;
+
+use crate::cros_ec::device::CrosEcDevice;
+use crate::cros_ec::ec::Event;
+use crate::fuse::abi::FOPEN_DIRECT_IO;
+use crate::node::{Handle, Node, NodeResult};
+use crate::revocable_test::RevocableTest;
+
+/// A parsed control command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// `bind NAME`.
+    Bind(String),
+    /// `unbind NAME`.
+    Unbind(String),
+    /// `event NAME TYPE HEX`.
+    Event(String, Event),
+}
+
+fn hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Parses one line (without its newline); `Ok(None)` for a blank line.
+///
+/// ```
+/// use revocable_devfs::control::{parse, Command};
+/// assert_eq!(parse("unbind cros_ec"), Ok(Some(Command::Unbind("cros_ec".into()))));
+/// let Ok(Some(Command::Event(n, ev))) = parse("event cros_ec 1 0a0b") else { panic!() };
+/// assert_eq!((n.as_str(), ev.typ, ev.payload), ("cros_ec", 1, vec![10, 11]));
+/// assert_eq!(parse("frobnicate"), Err(libc::EINVAL));
+/// assert_eq!(parse("event cros_ec 1 zz"), Err(libc::EINVAL));
+/// ```
+///
+/// # Errors
+/// `EINVAL` for a malformed line.
+pub fn parse(line: &str) -> Result<Option<Command>, i32> {
+    let w: Vec<&str> = line.split_whitespace().collect();
+    Ok(Some(match w.as_slice() {
+        [] => return Ok(None),
+        ["bind", name] => Command::Bind((*name).into()),
+        ["unbind", name] => Command::Unbind((*name).into()),
+        ["event", name, typ, rest @ ..] if rest.len() <= 1 => {
+            let typ: u8 = typ.parse().map_err(|_| libc::EINVAL)?;
+            let payload = match rest {
+                [h] => hex(h).ok_or(libc::EINVAL)?,
+                _ => Vec::new(),
+            };
+            Command::Event((*name).into(), Event { typ, payload })
+        }
+        _ => return Err(libc::EINVAL),
+    }))
+}
+
+/// The devices `control` acts on.
+#[derive(Clone, Debug)]
+pub struct Devices {
+    /// The EC.
+    pub cros_ec: Arc<CrosEcDevice>,
+    /// The kselftest device.
+    pub revocable_test: Arc<RevocableTest>,
+}
+
+impl Devices {
+    /// Fresh, bound devices.
+    pub fn new() -> Devices {
+        Devices {
+            cros_ec: CrosEcDevice::new(),
+            revocable_test: RevocableTest::new(),
+        }
+    }
+
+    /// The listing `control` reads as.
+    pub fn listing(&self) -> String {
+        let st = |b: bool| if b { "bound" } else { "unbound" };
+        format!(
+            "cros_ec {}\nrevocable_test {}\n",
+            st(self.cros_ec.is_bound()),
+            st(self.revocable_test.is_bound())
+        )
+    }
+
+    /// Runs one command (bind/unbind are idempotent).
+    ///
+    /// # Errors
+    /// `ENODEV` for an unknown device or an event to an unbound EC, `EINVAL` for an event to a
+    /// device without events or an out-of-range event.
+    pub fn run(&self, cmd: &Command) -> Result<(), i32> {
+        match cmd {
+            Command::Bind(n) | Command::Unbind(n) => {
+                let bind = matches!(cmd, Command::Bind(_));
+                match n.as_str() {
+                    "cros_ec" if bind => {
+                        self.cros_ec.bind();
+                    }
+                    "cros_ec" => {
+                        self.cros_ec.unbind();
+                    }
+                    "revocable_test" if bind => {
+                        self.revocable_test.bind();
+                    }
+                    "revocable_test" => {
+                        self.revocable_test.unbind();
+                    }
+                    _ => return Err(libc::ENODEV),
+                }
+                Ok(())
+            }
+            Command::Event(n, ev) => match n.as_str() {
+                "cros_ec" => self
+                    .cros_ec
+                    .raise_event(ev)
+                    .map(|_| ())
+                    .map_err(|e| e.raw()),
+                "revocable_test" => Err(libc::EINVAL),
+                _ => Err(libc::ENODEV),
+            },
+        }
+    }
+
+    /// Runs every line of `text` in order.
+    ///
+    /// # Errors
+    /// The first failing line's error (`EINVAL` for non-UTF-8 text).
+    pub fn run_text(&self, text: &[u8]) -> Result<(), i32> {
+        let text = std::str::from_utf8(text).map_err(|_| libc::EINVAL)?;
+        let cmds = text.lines().map(parse).collect::<Result<Vec<_>, _>>()?;
+        for c in cmds.iter().flatten() {
+            self.run(c)?;
+        }
+        Ok(())
+    }
+
+    /// The `control` node.
+    pub fn control_node(&self) -> Arc<dyn Node> {
+        Arc::new(ControlNode(self.clone()))
+    }
+}
+
+impl Default for Devices {
+    fn default() -> Self {
+        Devices::new()
+    }
+}
+
+struct ControlNode(Devices);
+struct ControlFile(Devices);
+
+impl Node for ControlNode {
+    fn mode(&self) -> u32 {
+        libc::S_IFREG | 0o644
+    }
+    fn open(&self, _flags: u32) -> NodeResult<Arc<dyn Handle>> {
+        Ok(Arc::new(ControlFile(self.0.clone())))
+    }
+}
+
+impl Handle for ControlFile {
+    fn open_flags(&self) -> u32 {
+        FOPEN_DIRECT_IO
+    }
+    fn read(&self, offset: u64, size: u32, _flags: u32) -> NodeResult<Vec<u8>> {
+        let t = self.0.listing().into_bytes();
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(t.len());
+        let end = start.saturating_add(size as usize).min(t.len());
+        Ok(t[start..end].to_vec())
+    }
+    fn write(&self, _offset: u64, data: &[u8]) -> NodeResult<usize> {
+        self.0.run_text(data)?;
+        Ok(data.len())
+    }
+    fn release(&self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listing_and_errors() {
+        let d = Devices::new();
+        assert_eq!(d.listing(), "cros_ec bound\nrevocable_test bound\n");
+        assert_eq!(d.run_text(b"unbind cros_ec\n"), Ok(()));
+        assert_eq!(d.listing(), "cros_ec unbound\nrevocable_test bound\n");
+        assert_eq!(d.run_text(b"event cros_ec 1 00\n"), Err(libc::ENODEV));
+        assert_eq!(d.run_text(b"bind cros_ec\nevent cros_ec 1 00"), Ok(()));
+        assert_eq!(d.run_text(b"unbind nosuch"), Err(libc::ENODEV));
+        assert_eq!(d.run_text(b"unbind"), Err(libc::EINVAL));
+        assert_eq!(d.run_text(b"unbind a b"), Err(libc::EINVAL));
+        assert_eq!(d.run_text(b"event cros_ec 300 00"), Err(libc::EINVAL));
+        assert_eq!(d.run_text(b"event cros_ec 32 00"), Err(libc::EINVAL));
+        assert_eq!(d.run_text(b"event cros_ec 1 0"), Err(libc::EINVAL));
+        assert_eq!(d.run_text(&[0xff, 0xfe]), Err(libc::EINVAL));
+        // A bad line anywhere: nothing runs.
+        assert_eq!(d.run_text(b"unbind cros_ec\nbogus"), Err(libc::EINVAL));
+        assert!(d.cros_ec.is_bound());
+    }
+}

@@ -1,0 +1,519 @@
+//! The FUSE file system: a fixed tree of directories and [`Node`]s, a table of open files, and
+//! the parking of blocking reads and pollers.
+//!
+//! Invariants:
+//! - every successful OPEN inserts one entry in the open-file table and every entry leaves it
+//!   exactly once, by RELEASE or at session end, and that remover calls `Handle::release`;
+//! - a read that would block on a file opened without `O_NONBLOCK` is parked on its open file and
+//!   retried by the file's waker; each parked read is answered once (data, error, or EINTR by the
+//!   interrupt handler);
+//! - a poller that asked for notification has its poll handle stored on the open file and is
+//!   notified on every wake of that file.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::fuse::abi::{
+    self, Attr, AttrOut, DirentHeader, EntryOut, IoctlOut, OpenOut, Pod, PollOut, StatfsOut,
+    WriteOut,
+};
+use crate::fuse::{Ctx, Filesystem, Op, Parked, Reply};
+use crate::node::{Handle, Node};
+
+/// What a tree entry is.
+#[derive(Clone)]
+pub enum Kind {
+    /// A directory.
+    Dir,
+    /// A file served by a node.
+    File(Arc<dyn Node>),
+}
+
+/// One entry of the fixed tree.
+#[derive(Clone)]
+pub struct Entry {
+    /// Inode number (1 is the root).
+    pub ino: u64,
+    /// Parent inode number.
+    pub parent: u64,
+    /// Name in the parent.
+    pub name: &'static str,
+    /// Directory or file.
+    pub kind: Kind,
+}
+
+/// Counters the tests and the demo read.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Successful opens of files (not directories).
+    pub opens: AtomicU64,
+    /// Releases of files, from RELEASE requests.
+    pub releases: AtomicU64,
+    /// Releases run by the server at session end (files still open then).
+    pub releases_at_end: AtomicU64,
+    /// Reads that were parked at least once.
+    pub parked_reads: AtomicU64,
+    /// Poll notifications sent.
+    pub poll_notifies: AtomicU64,
+}
+
+struct PendingRead {
+    parked: Arc<Parked>,
+    offset: u64,
+    size: u32,
+    flags: u32,
+}
+
+/// An open file.
+///
+/// # Invariants
+/// `waiters` holds only reads parked on this file; `kh` is the kernel's poll handle once a poll
+/// asked for notification.
+struct OpenFile {
+    handle: Arc<dyn Handle>,
+    waiters: Mutex<VecDeque<PendingRead>>,
+    kh: Mutex<Option<u64>>,
+    ctx: Ctx,
+}
+
+impl OpenFile {
+    fn do_read(&self, offset: u64, size: u32, flags: u32) -> Result<Vec<u8>, i32> {
+        let mut d = self.handle.read(offset, size, flags)?;
+        d.truncate(size as usize);
+        Ok(d)
+    }
+
+    /// Retries the parked reads in order and notifies the poller.
+    fn wake(&self, stats: &Stats) {
+        {
+            let mut q = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
+            let mut keep = VecDeque::with_capacity(q.len());
+            while let Some(p) = q.pop_front() {
+                // Take the reply first: an interrupted read (reply already taken) must not
+                // consume data.
+                let Some(reply) = p.parked.take() else {
+                    continue;
+                };
+                match self.do_read(p.offset, p.size, p.flags) {
+                    Err(libc::EAGAIN) => {
+                        let parked = self.ctx.park(reply);
+                        keep.push_back(PendingRead { parked, ..p });
+                    }
+                    Ok(d) => reply.ok(&[&d]),
+                    Err(e) => reply.error(e),
+                }
+            }
+            *q = keep;
+        }
+        let kh = *self.kh.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(kh) = kh {
+            stats.poll_notifies.fetch_add(1, Ordering::Relaxed);
+            let _ = self.ctx.notifier().poll_wakeup(kh);
+        }
+    }
+}
+
+const SHARDS: usize = 16;
+
+/// The device file system served over FUSE.
+///
+/// # Invariants
+/// `files[fh % SHARDS]` holds the open file `fh` from its OPEN until its RELEASE or session end.
+pub struct DevFs {
+    entries: Vec<Entry>,
+    files: [Mutex<HashMap<u64, Arc<OpenFile>>>; SHARDS],
+    next_fh: AtomicU64,
+    stats: Arc<Stats>,
+    time: u64,
+    uid: u32,
+    gid: u32,
+}
+
+impl std::fmt::Debug for DevFs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevFs")
+            .field("entries", &self.entries.len())
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+fn secs_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl DevFs {
+    /// A file system serving `entries` (directories and files; the root, inode 1, is implicit).
+    pub fn new(entries: Vec<Entry>) -> DevFs {
+        // SAFETY: getuid/getgid have no preconditions.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        DevFs {
+            entries,
+            files: Default::default(),
+            next_fh: AtomicU64::new(1),
+            stats: Arc::new(Stats::default()),
+            time: secs_now(),
+            uid,
+            gid,
+        }
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.stats
+    }
+
+    /// Number of files open right now.
+    pub fn open_files(&self) -> usize {
+        self.files
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
+            .sum()
+    }
+
+    fn entry(&self, ino: u64) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.ino == ino)
+    }
+
+    fn is_dir(&self, ino: u64) -> bool {
+        ino == abi::ROOT_ID
+            || matches!(
+                self.entry(ino),
+                Some(Entry {
+                    kind: Kind::Dir,
+                    ..
+                })
+            )
+    }
+
+    fn present(&self, ino: u64) -> bool {
+        match self.entry(ino) {
+            Some(Entry {
+                kind: Kind::File(n),
+                ..
+            }) => n.present(),
+            Some(_) => true,
+            None => ino == abi::ROOT_ID,
+        }
+    }
+
+    fn attr(&self, ino: u64) -> Option<Attr> {
+        if !self.present(ino) {
+            return None;
+        }
+        let (mode, nlink) = if self.is_dir(ino) {
+            (libc::S_IFDIR | 0o755, 2)
+        } else {
+            match &self.entry(ino)?.kind {
+                Kind::File(n) => (n.mode(), 1),
+                Kind::Dir => (libc::S_IFDIR | 0o755, 2),
+            }
+        };
+        Some(Attr {
+            ino,
+            mode,
+            nlink,
+            uid: self.uid,
+            gid: self.gid,
+            blksize: 4096,
+            atime: self.time,
+            mtime: self.time,
+            ctime: self.time,
+            ..Default::default()
+        })
+    }
+
+    fn children(&self, ino: u64) -> impl Iterator<Item = &Entry> {
+        self.entries
+            .iter()
+            .filter(move |e| e.parent == ino && e.ino != ino && self.present(e.ino))
+    }
+
+    fn shard(&self, fh: u64) -> &Mutex<HashMap<u64, Arc<OpenFile>>> {
+        &self.files[(fh as usize) % SHARDS]
+    }
+
+    fn file(&self, fh: u64) -> Option<Arc<OpenFile>> {
+        self.shard(fh)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&fh)
+            .cloned()
+    }
+
+    fn open(&self, ctx: &Ctx, ino: u64, flags: u32, reply: Reply) {
+        let node = match self.entry(ino) {
+            Some(Entry {
+                kind: Kind::File(n),
+                ..
+            }) if n.present() => n.clone(),
+            Some(Entry {
+                kind: Kind::Dir, ..
+            }) => return reply.error(libc::EISDIR),
+            _ => return reply.error(libc::ENOENT),
+        };
+        let handle = match node.open(flags) {
+            Ok(h) => h,
+            Err(e) => return reply.error(e),
+        };
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        let open_flags = handle.open_flags();
+        let file = Arc::new(OpenFile {
+            handle: handle.clone(),
+            waiters: Mutex::new(VecDeque::new()),
+            kh: Mutex::new(None),
+            ctx: ctx.clone(),
+        });
+        let weak: Weak<OpenFile> = Arc::downgrade(&file);
+        let stats = self.stats.clone();
+        handle.set_waker(Arc::new(move || {
+            if let Some(f) = weak.upgrade() {
+                f.wake(&stats);
+            }
+        }));
+        self.shard(fh)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(fh, file);
+        self.stats.opens.fetch_add(1, Ordering::Relaxed);
+        reply.ok_pod(&OpenOut {
+            fh,
+            open_flags,
+            backing_id: 0,
+        });
+    }
+
+    fn release(&self, fh: u64) {
+        let f = self
+            .shard(fh)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&fh);
+        if let Some(f) = f {
+            self.stats.releases.fetch_add(1, Ordering::Relaxed);
+            f.handle.release();
+            for p in f
+                .waiters
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .drain(..)
+            {
+                if let Some(r) = p.parked.take() {
+                    r.error(libc::EBADF);
+                }
+            }
+        }
+    }
+
+    fn read(&self, file: &Arc<OpenFile>, offset: u64, size: u32, flags: u32, reply: Reply) {
+        match file.do_read(offset, size, flags) {
+            Err(libc::EAGAIN) if flags & libc::O_NONBLOCK as u32 == 0 => {
+                self.stats.parked_reads.fetch_add(1, Ordering::Relaxed);
+                let parked = file.ctx.park(reply);
+                {
+                    let mut q = file.waiters.lock().unwrap_or_else(|e| e.into_inner());
+                    // Drop reads answered meanwhile by an interrupt, so the queue stays short.
+                    q.retain(|p| p.parked.is_pending());
+                    q.push_back(PendingRead {
+                        parked,
+                        offset,
+                        size,
+                        flags,
+                    });
+                }
+                // Data may have arrived between the failed read and the parking: retry once.
+                file.wake(&self.stats);
+            }
+            Ok(d) => reply.ok(&[&d]),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn readdir(&self, ino: u64, offset: u64, size: u32, reply: Reply) {
+        let mut all: Vec<(u64, &str, u32)> = vec![
+            (ino, ".", libc::DT_DIR as u32),
+            (1, "..", libc::DT_DIR as u32),
+        ];
+        for e in self.children(ino) {
+            let t = if matches!(e.kind, Kind::Dir) {
+                libc::DT_DIR
+            } else {
+                libc::DT_REG
+            };
+            all.push((e.ino, e.name, u32::from(t)));
+        }
+        let mut out = Vec::new();
+        for (i, (ino, name, typ)) in all.into_iter().enumerate().skip(offset as usize) {
+            let sz = abi::dirent_size(name.len());
+            if out.len() + sz > size as usize {
+                break;
+            }
+            let h = DirentHeader {
+                ino,
+                off: i as u64 + 1,
+                namelen: name.len() as u32,
+                typ,
+            };
+            out.extend_from_slice(h.as_bytes());
+            out.extend_from_slice(name.as_bytes());
+            out.resize(out.len().next_multiple_of(8), 0);
+        }
+        reply.ok(&[&out]);
+    }
+}
+
+impl Filesystem for DevFs {
+    fn request(&self, ctx: &Ctx, _h: &abi::InHeader, op: Op<'_>, reply: Reply) {
+        match op {
+            Op::Lookup { parent, name } => {
+                let found = self
+                    .children(parent)
+                    .find(|e| e.name.as_bytes() == name)
+                    .and_then(|e| self.attr(e.ino));
+                match found {
+                    Some(attr) => reply.ok_pod(&EntryOut {
+                        nodeid: attr.ino,
+                        attr,
+                        ..Default::default()
+                    }),
+                    None => reply.error(libc::ENOENT),
+                }
+            }
+            Op::Getattr { ino } | Op::Setattr { ino } => match self.attr(ino) {
+                Some(attr) => reply.ok_pod(&AttrOut {
+                    attr,
+                    ..Default::default()
+                }),
+                None => reply.error(libc::ENOENT),
+            },
+            Op::Open { ino, flags } => self.open(ctx, ino, flags, reply),
+            Op::Read {
+                fh,
+                offset,
+                size,
+                flags,
+                ..
+            } => match self.file(fh) {
+                Some(f) => self.read(&f, offset, size, flags, reply),
+                None => reply.error(libc::EBADF),
+            },
+            Op::Write {
+                fh, offset, data, ..
+            } => match self.file(fh).map(|f| f.handle.write(offset, data)) {
+                Some(Ok(n)) => reply.ok_pod(&WriteOut {
+                    size: n as u32,
+                    padding: 0,
+                }),
+                Some(Err(e)) => reply.error(e),
+                None => reply.error(libc::EBADF),
+            },
+            Op::Ioctl {
+                fh,
+                flags,
+                cmd,
+                arg,
+                input,
+                out_size,
+                ..
+            } => {
+                if flags & (abi::IOCTL_UNRESTRICTED | abi::IOCTL_DIR) != 0 {
+                    return reply.error(libc::ENOTTY);
+                }
+                match self
+                    .file(fh)
+                    .map(|f| f.handle.ioctl(cmd, arg, input, out_size))
+                {
+                    Some(Ok((result, mut out))) => {
+                        out.truncate(out_size as usize);
+                        let h = IoctlOut {
+                            result,
+                            flags: 0,
+                            in_iovs: 0,
+                            out_iovs: 0,
+                        };
+                        reply.ok(&[h.as_bytes(), &out]);
+                    }
+                    Some(Err(e)) => reply.error(e),
+                    None => reply.error(libc::EBADF),
+                }
+            }
+            Op::Poll {
+                fh,
+                kh,
+                flags,
+                events,
+                ..
+            } => match self.file(fh) {
+                Some(f) => {
+                    if flags & abi::POLL_SCHEDULE_NOTIFY != 0 {
+                        *f.kh.lock().unwrap_or_else(|e| e.into_inner()) = Some(kh);
+                    }
+                    let always = (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) as u32;
+                    let revents =
+                        f.handle.poll(flags & abi::POLL_SCHEDULE_NOTIFY != 0) & (events | always);
+                    reply.ok_pod(&PollOut {
+                        revents,
+                        padding: 0,
+                    });
+                }
+                None => reply.error(libc::EBADF),
+            },
+            Op::Release { fh, .. } => {
+                self.release(fh);
+                reply.ok(&[]);
+            }
+            Op::Flush { .. } | Op::Fsync { .. } | Op::Access { .. } => reply.ok(&[]),
+            Op::Opendir { ino, .. } => {
+                if self.is_dir(ino) {
+                    reply.ok_pod(&OpenOut {
+                        fh: 0,
+                        open_flags: 0,
+                        backing_id: 0,
+                    })
+                } else {
+                    reply.error(libc::ENOTDIR)
+                }
+            }
+            Op::Readdir {
+                ino, offset, size, ..
+            } => self.readdir(ino, offset, size, reply),
+            Op::Releasedir { .. } => reply.ok(&[]),
+            Op::Statfs => reply.ok_pod(&StatfsOut {
+                bsize: 4096,
+                namelen: 255,
+                frsize: 4096,
+                ..Default::default()
+            }),
+            _ => reply.error(libc::ENOSYS),
+        }
+    }
+
+    fn session_ended(&self) {
+        for shard in &self.files {
+            let all: Vec<_> = shard
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .drain()
+                .collect();
+            for (_, f) in all {
+                self.stats.releases_at_end.fetch_add(1, Ordering::Relaxed);
+                f.handle.release();
+                for p in f
+                    .waiters
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .drain(..)
+                {
+                    if let Some(r) = p.parked.take() {
+                        r.error(libc::ENODEV);
+                    }
+                }
+            }
+        }
+    }
+}

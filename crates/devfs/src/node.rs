@@ -1,0 +1,59 @@
+//! What the file system serves: [`Node`]s (files that can be opened) and the [`Handle`]s of open
+//! files, in a non-blocking form the FUSE layer can park and resume.
+//!
+//! Invariant: no `Handle` method blocks; a read that would block returns `EAGAIN`, and the handle
+//! calls its [`Waker`] whenever a parked read or a poller might make progress (data queued, device
+//! revoked). `release` is called exactly once per successful `open`.
+
+use std::sync::Arc;
+
+/// Called by a handle when readiness may have changed. Cheap, callable from any thread, and safe
+/// to call spuriously.
+pub type Waker = Arc<dyn Fn() + Send + Sync>;
+
+/// Result of a node operation: a positive errno on failure.
+pub type NodeResult<T> = Result<T, i32>;
+
+/// An open file as the FUSE layer drives it.
+pub trait Handle: Send + Sync {
+    /// FUSE `open_flags` for this file (`FOPEN_DIRECT_IO`, `FOPEN_STREAM`, …).
+    fn open_flags(&self) -> u32;
+    /// Reads up to `size` bytes at `offset` without blocking (`EAGAIN` when it would block); `flags`
+    /// are the file's current open(2)/fcntl flags (`O_NONBLOCK`). A handle that returns `EAGAIN`
+    /// for a blocking caller must call its waker when the read may succeed.
+    fn read(&self, offset: u64, size: u32, flags: u32) -> NodeResult<Vec<u8>>;
+    /// Writes `data` at `offset`; returns the bytes consumed.
+    fn write(&self, offset: u64, data: &[u8]) -> NodeResult<usize> {
+        let _ = (offset, data);
+        Err(libc::EINVAL)
+    }
+    /// A restricted ioctl: `input` holds `_IOC_SIZE` bytes for `_IOW` commands, the answer may hold
+    /// up to `out_size` bytes; returns the ioctl's return value and the output bytes.
+    fn ioctl(&self, cmd: u32, arg: u64, input: &[u8], out_size: u32) -> NodeResult<(i32, Vec<u8>)> {
+        let _ = (cmd, arg, input, out_size);
+        Err(libc::ENOTTY)
+    }
+    /// Current poll mask (Linux `POLL*` bits); with `arm`, the waker is called at the next change.
+    fn poll(&self, arm: bool) -> u32 {
+        let _ = arm;
+        (libc::POLLIN | libc::POLLOUT | libc::POLLRDNORM | libc::POLLWRNORM) as u32
+    }
+    /// Installs the waker (once, right after open).
+    fn set_waker(&self, waker: Waker) {
+        let _ = waker;
+    }
+    /// The file is closed (last close, or session end). Called exactly once.
+    fn release(&self);
+}
+
+/// A file in the tree.
+pub trait Node: Send + Sync {
+    /// File mode (type and permission bits).
+    fn mode(&self) -> u32;
+    /// False while the file does not exist (e.g. `revocable_test/consumer` before a provider).
+    fn present(&self) -> bool {
+        true
+    }
+    /// Opens the file with open(2) `flags`.
+    fn open(&self, flags: u32) -> NodeResult<Arc<dyn Handle>>;
+}

@@ -49,6 +49,10 @@
 //!   readers use a shared rundown counter, and only the non-blocking API exists: `new`,
 //!   `try_access`, `try_access_with`, `access_or`, `is_revoked`, `revoke_deferred`, `into_inner`.
 //!   `revoke`, `revoke_timeout` and [`RevokeTimeout`] need `std`: they sleep until holders leave.
+//! * `fence-readers`: readers issue a real `fence(SeqCst)` (a few ns) instead of relying on
+//!   `membarrier`. The default build needs `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` (Linux
+//!   ≥ 4.14) and aborts with a message naming this feature where it is unusable; other targets
+//!   always fence.
 //! * `track-holders`: each access records where (`#[track_caller]`) and when it was taken, so that
 //!   [`RevokeTimeout`] names the file and line of a stuck holder and its exact holding time.
 #![cfg_attr(not(feature = "std"), no_std)]
@@ -79,8 +83,8 @@ pub use crate::revocable::{Revocable, RevocableGuard};
 #[cfg(not(feature = "std"))]
 pub use crate::rundown::{Revocable, RevocableGuard};
 
-/// The heavy-barrier strategy this process uses (`"membarrier(PRIVATE_EXPEDITED)"`, `"mprotect"`,
-/// or `"fence"`), for diagnostics.
+/// The barrier strategy this build uses (`"membarrier(PRIVATE_EXPEDITED)"`, or
+/// `"fence(SeqCst) on both sides"`), for diagnostics.
 #[cfg(feature = "std")]
 pub fn barrier_strategy() -> &'static str {
     barrier::strategy()

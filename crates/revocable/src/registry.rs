@@ -52,13 +52,16 @@ pub(crate) struct Meta {
 
 impl Meta {
     #[cfg(not(loom))]
-    const NEW: Meta = Meta {
-        #[cfg(feature = "track-holders")]
-        loc: AtomicPtr::new(ptr::null_mut()),
-        #[cfg(feature = "track-holders")]
-        since_ns: AtomicU64::new(0),
-    };
+    const fn new() -> Self {
+        Meta {
+            #[cfg(feature = "track-holders")]
+            loc: AtomicPtr::new(ptr::null_mut()),
+            #[cfg(feature = "track-holders")]
+            since_ns: AtomicU64::new(0),
+        }
+    }
 
+    #[cfg(loom)]
     fn new() -> Self {
         Meta {
             #[cfg(feature = "track-holders")]
@@ -135,7 +138,7 @@ static SENTINEL: Record = Record {
         os_tid: None,
         exited: false,
     }),
-    meta: [Meta::NEW; INLINE],
+    meta: [const { Meta::new() }; INLINE],
 };
 #[cfg(not(loom))]
 fn sentinel() -> &'static Record {
@@ -283,8 +286,9 @@ fn register() -> &'static Record {
     *rec.owner.lock().unwrap_or_else(|e| e.into_inner()) = current_owner();
     LOCAL.with(|c| c.set(rec));
     // If the thread is already tearing down its thread-locals, the record can't be handed back at
-    // exit: it stays OWNED (never reused). Only code that accesses a resource from a TLS destructor
-    // that runs after ours pays this, once per thread.
+    // exit: it stays OWNED (never reused, scanned by every revoke). Only code that accesses a
+    // resource from a TLS destructor that runs after ours pays this, once per thread: a thread
+    // pool doing so on every thread grows the registry (known limitation).
     let _ = HANDLE.try_with(|h| h.0.set(rec));
     rec
 }
@@ -409,6 +413,17 @@ pub(crate) fn retract(t: &Token) {
     barrier::light();
 }
 
+/// Whether this thread holds (or leaked) an access to `id`.
+pub(crate) fn held_here(id: u64) -> bool {
+    let rec = local();
+    if ptr::eq(rec, sentinel()) {
+        return false;
+    }
+    let mut held = false;
+    rec.for_each_slot(|s, _| held |= s.load(Ordering::Relaxed) == id);
+    held
+}
+
 /// Counts the announcements of `id` in all records.
 pub(crate) fn count(id: u64) -> usize {
     let mut n = 0;
@@ -437,11 +452,12 @@ pub(crate) fn holders(id: u64) -> Vec<Seen> {
                 let since = {
                     let loc = _m.loc.load(Ordering::Relaxed);
                     let ns = _m.since_ns.load(Ordering::Relaxed);
-                    // SAFETY: only `&'static Location`s are ever stored.
                     (!loc.is_null()).then(|| {
+                        // SAFETY: only `&'static Location`s are ever stored.
+                        let loc: &'static core::panic::Location<'static> = unsafe { &*loc };
                         (
                             std::time::Duration::from_nanos(now_ns().saturating_sub(ns)),
-                            unsafe { &*loc },
+                            loc,
                         )
                     })
                 };

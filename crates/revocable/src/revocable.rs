@@ -88,9 +88,22 @@ const DROP_WAITERS: u32 = 32;
 ///
 /// # Blocking
 /// `try_access`, guard drop, [`is_revoked`](Self::is_revoked) and
-/// [`revoke_deferred`](Self::revoke_deferred) never block. [`revoke`](Self::revoke) blocks (sleeping,
-/// not spinning) until every access in progress has ended and the value is dropped — forever if a
-/// guard was leaked with `mem::forget`; [`revoke_timeout`](Self::revoke_timeout) bounds the wait.
+/// [`revoke_deferred`](Self::revoke_deferred) never wait for other threads. [`revoke`](Self::revoke)
+/// blocks (sleeping, not spinning) until every access in progress has ended and the value is
+/// dropped — forever if another thread leaked a guard with `mem::forget`;
+/// [`revoke_timeout`](Self::revoke_timeout) bounds the wait. `revoke` by a thread that itself holds
+/// an access to the same resource panics instead of waiting for itself forever.
+///
+/// After `revoke_deferred` or an expired `revoke_timeout`, the value is dropped by whichever thread
+/// leaves the last access: usually a guard's `drop`, rarely a `try_access` that raced the
+/// revocation and returned `None`. `T::drop` should therefore not take locks that such callers
+/// may hold.
+///
+/// # Not provided
+/// * Async-signal safety: do not take accesses in a signal handler of a thread that may be
+///   inside `try_access` (the announcement slots are per thread, not per handler).
+/// * `fork`: the child inherits the announcements of threads that do not exist in it; a revoke in
+///   the child may then wait for those phantom holders (`revoke_timeout` reports them).
 ///
 /// # Panics in `T::drop`
 /// The value is dropped exactly once, by the thread that finds it unused after revocation: the
@@ -153,6 +166,12 @@ impl<T> Revocable<T> {
     #[inline]
     #[cfg_attr(feature = "track-holders", track_caller)]
     pub fn try_access(&self) -> Option<RevocableGuard<'_, T>> {
+        // Once revocation is visibly under way, fail without announcing: a storm of failing
+        // accesses (a poll loop after unplug) then costs a load each, never wakes a waiting
+        // revoker and never scans. Relaxed: a stale 0 only means we take the full path below.
+        if self.state.load(Ordering::Relaxed) != 0 {
+            return None;
+        }
         let token = registry::announce(self.id);
         // Relaxed: ordered after the announcement by the barrier pair (see `barrier`).
         let s = self.state.load(Ordering::Relaxed);
@@ -301,10 +320,12 @@ impl<T> Revocable<T> {
             if !SYNC {
                 return Ok(true);
             }
-            let timed_out = match remaining(start, timeout) {
-                Some(Duration::ZERO) => true,
-                left => wait::wait(&self.seq, q, left) == wait::Woken::TimedOut,
-            };
+            let self_wait = timeout.is_none() && registry::held_here(self.id);
+            let timed_out = self_wait
+                || match remaining(start, timeout) {
+                    Some(Duration::ZERO) => true,
+                    left => wait::wait(&self.seq, q, left) == wait::Woken::TimedOut,
+                };
             if !timed_out {
                 continue;
             }
@@ -317,6 +338,11 @@ impl<T> Revocable<T> {
                     return Ok(true);
                 }
                 return self.wait_dropped(start, timeout).map(|()| true);
+            }
+            if self_wait {
+                // Revocation stays in progress (handed over as above): the value is dropped when
+                // this thread's own access ends, e.g. while this panic unwinds.
+                self_deadlock();
             }
             return Err(self.timeout_report(start));
         }
@@ -331,7 +357,11 @@ impl<T> Revocable<T> {
         }
         // Pairs with the fences after setting SCANNED and after clearing WAITING in the revoker.
         fence(Ordering::SeqCst);
-        let s = self.state.load(Ordering::Relaxed);
+        // Acquire, not Relaxed: our scan below must see every announcement the revoker's heavy
+        // barrier made visible. SCANNED (and the clearing of WAITING) are written by RMWs after
+        // the fence that ends `barrier::heavy`, so reading them synchronises with that fence;
+        // without it, weakly ordered CPUs may perform the scan's loads before this one.
+        let s = self.state.load(Ordering::Acquire);
         if s & WAITING != 0 {
             // Release: our retract happens before the revoker's Acquire load of `seq`.
             self.seq.fetch_add(1, Ordering::Release);
@@ -405,6 +435,9 @@ impl<T> Revocable<T> {
             if left == Some(Duration::ZERO) {
                 return Err(self.timeout_report(start));
             }
+            if left.is_none() && registry::held_here(self.id) {
+                self_deadlock();
+            }
             wait::wait(&self.state, s | DROP_WAITERS, left);
         }
     }
@@ -425,6 +458,18 @@ impl<T> Revocable<T> {
             .collect();
         RevokeTimeout { waited, holders }
     }
+}
+
+/// `revoke` by a thread that holds an access to the same resource would wait for itself forever
+/// (the kernel's `synchronize_srcu()` inside a read section); say so instead of hanging.
+#[cold]
+#[track_caller]
+fn self_deadlock() -> ! {
+    panic!(
+        "revocable: revoke() called by a thread that still holds an access to the same resource \
+         (a live or leaked guard): it would wait for itself forever; drop the guard first, or use \
+         revoke_deferred()/revoke_timeout()"
+    )
 }
 
 fn remaining(start: Option<Instant>, timeout: Option<Duration>) -> Option<Duration> {

@@ -59,7 +59,7 @@ unsafe impl<T: Sync> Sync for RevocableGuard<'_, T> {}
 
 impl<T> Revocable<T> {
     /// Wraps `data`.
-    pub const fn new(data: T) -> Self {
+    pub fn new(data: T) -> Self {
         Self {
             state: AtomicUsize::new(0),
             data: UnsafeCell::new(ManuallyDrop::new(data)),

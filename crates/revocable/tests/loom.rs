@@ -5,6 +5,12 @@
 //! are `fence(SeqCst)` (see `barrier`), and a futex wait is a yield loop whose deadline expires at
 //! once, so the time-out paths are explored too. The resource carries a loom `UnsafeCell` that its
 //! drop writes and readers read: loom reports any read not ordered before the drop.
+//!
+//! What loom cannot check: that a *compiler* fence plus membarrier is as strong as the SeqCst
+//! fence modelled here. That step rests on membarrier's guarantee (every running thread passes a
+//! full barrier before it returns) and is argued in `barrier` and `revocable`; in particular the
+//! Acquire load of `state` in `leave_slow`, which orders a finishing holder's scan after the
+//! revoker's heavy barrier, is invisible to these models.
 #![cfg(loom)]
 
 use loom::cell::UnsafeCell;
@@ -39,9 +45,13 @@ impl Drop for Res {
 }
 
 fn model(f: impl Fn() + Sync + Send + 'static) {
+    model_bounded(3, f);
+}
+
+fn model_bounded(bound: usize, f: impl Fn() + Sync + Send + 'static) {
     let mut b = loom::model::Builder::new();
     if b.preemption_bound.is_none() {
-        b.preemption_bound = Some(3);
+        b.preemption_bound = Some(bound);
     }
     b.check(f);
 }
@@ -142,6 +152,32 @@ fn timed_out_revoke_hands_over_to_the_last_holder() {
         });
         let _ = r.revoke_timeout(std::time::Duration::from_millis(1));
         t.join().unwrap();
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    });
+}
+
+/// Two holders leave around a deferred revoke: exactly one thread drops the value, and only after
+/// both holders are done with it (catches a holder that finishes without scanning, or without
+/// the fence in `leave_slow`).
+#[test]
+fn two_holders_and_a_deferred_revoke() {
+    model_bounded(2, || {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let r = Arc::new(Revocable::new(Res::new(&drops)));
+        let ts: Vec<_> = (0..2)
+            .map(|_| {
+                let r = r.clone();
+                thread::spawn(move || {
+                    if let Some(g) = r.try_access() {
+                        g.read();
+                    }
+                })
+            })
+            .collect();
+        assert!(r.revoke_deferred());
+        for t in ts {
+            t.join().unwrap();
+        }
         assert_eq!(drops.load(Ordering::SeqCst), 1);
     });
 }

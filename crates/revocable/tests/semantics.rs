@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use common::{counter, iters, Poison};
 use revocable::Revocable;
 
-const LONG: Duration = Duration::from_secs(30);
+/// Long enough never to expire on a healthy run, short enough that a failure does not stall.
+const LONG: Duration = Duration::from_secs(10);
 
 #[test]
 fn revoke_returns_after_the_value_is_dropped() {
@@ -340,7 +341,8 @@ fn defect2_each_access_owns_its_token() {
 
 /// Defect 3: taking a handle raced with revoke and freeing of the provider. Here taking an
 /// access *is* the race-free check: every access either fails or finds the value alive, and the
-/// value outlives it, however the threads interleave with revoke and with dropping the Revocable.
+/// value outlives it, however the threads interleave with revoke. (Freeing the `Revocable` itself
+/// while accesses run is ruled out by the borrow checker: the `Arc` below keeps it alive.)
 #[test]
 fn defect3_taking_access_is_safe_against_concurrent_revoke() {
     for _ in 0..iters(300) {
@@ -459,4 +461,139 @@ fn auto_traits_match_the_contract() {
     sync::<Revocable<u64>>();
     sync::<revocable::RevocableGuard<'static, u64>>();
     error::<revocable::RevokeTimeout>();
+}
+
+#[test]
+fn revoke_by_a_thread_holding_the_same_resource_panics_instead_of_hanging() {
+    let drops = counter();
+    let r = Revocable::new(Poison::new(&drops));
+    let res = catch_unwind(AssertUnwindSafe(|| {
+        let _g = r.try_access().unwrap();
+        r.revoke()
+    }));
+    let msg = res.unwrap_err();
+    let msg = msg
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| msg.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("");
+    assert!(msg.contains("would wait for itself"), "{msg}");
+    // The guard dropped during unwinding and, revocation having been handed over, dropped T.
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    assert!(r.try_access().is_none());
+    assert!(!r.revoke());
+}
+
+#[test]
+fn several_holders_leaving_together_after_a_deferred_revoke_drop_once() {
+    for _ in 0..iters(200) {
+        let drops = counter();
+        let r = Revocable::new(Poison::new(&drops));
+        let (held, go) = (Barrier::new(4), Barrier::new(4));
+        std::thread::scope(|s| {
+            for _ in 0..3 {
+                s.spawn(|| {
+                    let g = r.try_access().unwrap();
+                    held.wait();
+                    go.wait();
+                    g.check();
+                });
+            }
+            held.wait();
+            assert!(r.revoke_deferred());
+            go.wait();
+        });
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    }
+}
+
+/// CPU time this thread has used, from /proc (clock ticks, usually 10 ms).
+#[cfg(target_os = "linux")]
+fn thread_cpu_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split(' ').collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap() // utime + stime
+}
+
+/// A storm of failing accesses (a poll loop after unplug) must not make a waiting revoker spin.
+#[cfg(all(target_os = "linux", not(miri)))]
+#[test]
+fn failing_accesses_do_not_make_a_waiting_revoker_spin() {
+    let r = Revocable::new(0u64);
+    let g = r.try_access().unwrap();
+    let stop = AtomicBool::new(false);
+    let failed = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        let revoker = s.spawn(|| {
+            let before = thread_cpu_ticks();
+            assert!(r.revoke());
+            thread_cpu_ticks() - before
+        });
+        while !r.is_revoked() {
+            std::thread::yield_now();
+        }
+        s.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                if r.try_access().is_none() {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        drop(g);
+        let ticks = revoker.join().unwrap();
+        stop.store(true, Ordering::Relaxed);
+        assert!(failed.load(Ordering::Relaxed) > 1000);
+        assert!(
+            ticks <= 5,
+            "the waiting revoker used {ticks} ticks of CPU during the storm"
+        );
+    });
+}
+
+#[test]
+fn a_panic_in_drop_by_the_last_holder_after_a_deferred_revoke() {
+    let drops = counter();
+    let r = Revocable::new(PanicOnDrop(Arc::clone(&drops)));
+    let g = r.try_access().unwrap();
+    assert!(r.revoke_deferred());
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| r.revoke_timeout(LONG));
+        while !r.is_revoked() {
+            std::thread::yield_now();
+        }
+        std::thread::sleep(Duration::from_millis(if cfg!(miri) { 2 } else { 20 }));
+        let res = catch_unwind(AssertUnwindSafe(|| drop(g)));
+        assert!(
+            res.is_err(),
+            "the panic propagates out of the last guard's drop"
+        );
+        assert!(
+            !waiter.join().unwrap().unwrap(),
+            "a waiting revoker returns normally"
+        );
+    });
+    assert!(r.try_access().is_none());
+    drop(r);
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+}
+
+/// A guard leaked by a thread that then exited blocks `revoke()` for good (it may have lent `&T`
+/// out); the blocked revoker is left behind on purpose.
+#[cfg(not(miri))]
+#[test]
+fn revoke_waits_for_a_guard_leaked_by_an_exited_thread() {
+    let r: &'static Revocable<u8> = Box::leak(Box::new(Revocable::new(1)));
+    std::thread::spawn(move || std::mem::forget(r.try_access().unwrap()))
+        .join()
+        .unwrap();
+    let revoker = std::thread::spawn(move || r.revoke());
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        !revoker.is_finished(),
+        "revoke must keep waiting for the leaked access"
+    );
+    assert!(r.is_revoked());
+    assert!(r.try_access().is_none());
 }

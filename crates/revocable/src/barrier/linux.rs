@@ -1,25 +1,22 @@
-//! Linux heavy barrier: `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`, or the `mprotect` trick where
-//! membarrier is unavailable.
+//! Linux: `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` as the heavy barrier.
+//!
+//! membarrier exists since Linux 4.14 and is allowed by common seccomp profiles. Where it is not
+//! usable, no heavy barrier can be trusted, so the process stops with a message naming the cargo
+//! feature `fence-readers` (readers then issue a real fence and need no heavy barrier). A run-time
+//! switch was measured instead: checking a flag on the read path cost ~0.5 ns per access here, a
+//! 40% slowdown for every user to serve a kernel nobody should run.
+//!
+//! There is deliberately no `mprotect` TLB-shoot-down fallback: it relies on the kernel sending
+//! IPIs for a TLB flush, which arm64 (broadcast TLBI) and recent x86 kernels on AMD (INVLPGB) do
+//! not do, so it would silently stop being a barrier exactly where it is needed.
 
-use std::sync::{Mutex, Once};
-
-#[cfg(test)]
-use core::sync::atomic::AtomicU64;
-use core::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Once;
 
 const MEMBARRIER_CMD_QUERY: libc::c_long = 0;
 const MEMBARRIER_CMD_PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
 const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_long = 1 << 4;
 
-const UNSET: u8 = 0;
-const MEMBARRIER: u8 = 1;
-const MPROTECT: u8 = 2;
-
-/// The chosen strategy; written once under `INIT`, read with Acquire by every heavy barrier.
-static STRATEGY: AtomicU8 = AtomicU8::new(UNSET);
 static INIT: Once = Once::new();
-#[cfg(test)]
-pub(super) static HEAVY_COUNT: AtomicU64 = AtomicU64::new(0);
 
 fn membarrier(cmd: libc::c_long) -> libc::c_long {
     // SAFETY: membarrier takes (cmd, flags, cpu_id) integers and touches no memory of ours.
@@ -33,79 +30,37 @@ fn membarrier(cmd: libc::c_long) -> libc::c_long {
     }
 }
 
+fn give_up(what: &str) -> ! {
+    let err = std::io::Error::last_os_error();
+    eprintln!(
+        "revocable: {what} ({err}): readers cannot be fenced from the revoker on this system; \
+         build with the `fence-readers` feature of the `revocable` crate. Aborting."
+    );
+    std::process::abort();
+}
+
+/// Registers with membarrier (once per process); aborts if it is unusable.
 pub(super) fn init() {
     INIT.call_once(|| {
         let mask = membarrier(MEMBARRIER_CMD_QUERY);
-        let s = if mask >= 0
-            && mask & MEMBARRIER_CMD_PRIVATE_EXPEDITED != 0
-            && membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0
-        {
-            MEMBARRIER
-        } else {
-            MPROTECT
-        };
-        STRATEGY.store(s, Ordering::Release);
+        if mask < 0 || mask & MEMBARRIER_CMD_PRIVATE_EXPEDITED == 0 {
+            give_up("membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) is not supported");
+        }
+        if membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) != 0 {
+            give_up("membarrier registration failed");
+        }
     });
 }
 
-pub(super) fn strategy() -> &'static str {
-    init();
-    match STRATEGY.load(Ordering::Acquire) {
-        MEMBARRIER => "membarrier(PRIVATE_EXPEDITED)",
-        _ => "mprotect",
-    }
-}
-
 pub(super) fn heavy() {
-    #[cfg(test)]
-    HEAVY_COUNT.fetch_add(1, Ordering::Relaxed);
     init();
-    if STRATEGY.load(Ordering::Acquire) == MEMBARRIER
-        && membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0
-    {
-        return;
-    }
-    mprotect_barrier();
-}
-
-/// A page whose protection we flip: downgrading the protection of a page that is present in the
-/// TLB of other CPUs running this process forces the kernel to shoot it down with IPIs, and taking
-/// an IPI is a full barrier on that CPU.
-struct Page(*mut u8);
-// SAFETY: the pointer is only used under the mutex below.
-unsafe impl Send for Page {}
-
-fn mprotect_barrier() {
-    static PAGE: Mutex<Option<Page>> = Mutex::new(None);
-    let mut page = PAGE.lock().unwrap_or_else(|e| e.into_inner());
-    let p = match &*page {
-        Some(p) => p.0,
-        None => {
-            // SAFETY: an anonymous private mapping of one page; checked for failure below.
-            let p = unsafe {
-                libc::mmap(
-                    core::ptr::null_mut(),
-                    4096,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                    -1,
-                    0,
-                )
-            };
-            if p == libc::MAP_FAILED {
-                // No page, no IPIs: a fence is all that is left (documented fallback).
-                core::sync::atomic::fence(Ordering::SeqCst);
-                return;
-            }
-            *page = Some(Page(p.cast()));
-            p.cast()
+    // Registered and supported: the kernel documents no failure for this command then. Retry a
+    // transient one briefly; a barrier we cannot issue would make the protocol unsound.
+    for _ in 0..100 {
+        if membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0 {
+            return;
         }
-    };
-    // SAFETY: `p` is our own page of 4096 bytes; making it writable, touching it so it is present
-    // in this CPU's TLB, then revoking access, is the documented IPI trick; nothing else uses it.
-    unsafe {
-        libc::mprotect(p.cast(), 4096, libc::PROT_READ | libc::PROT_WRITE);
-        core::ptr::write_volatile(p, 1);
-        libc::mprotect(p.cast(), 4096, libc::PROT_NONE);
+        std::thread::yield_now();
     }
+    give_up("membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) keeps failing");
 }

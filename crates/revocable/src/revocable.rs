@@ -2,32 +2,37 @@
 //!
 //! # The protocol (a one-shot SRCU)
 //!
-//! Reader (`try_access`): write the resource id into a free slot of this thread's record, light
-//! barrier, load `state`; zero means "live": use the value; otherwise retract and fail.
-//! Leaving (guard drop): write zero into the slot (Release), light barrier, load `state`; non-zero
-//! means a revocation is under way: take the slow path ([`Revocable::leave_slow`]).
+//! One word holds the resource's *tag* (its unique id, shifted) and its state byte.
 //!
-//! Revoker: one caller wins the CAS `0 → REVOKED (| WAITING)`; it issues the heavy barrier, then sets
-//! `SCANNED`, a full fence, and scans every record for the id. Because of the barrier pair, every
-//! reader either saw `REVOKED` (and backs out) or is visible to the scan; every leaving holder either
-//! is visible to the scan as gone or saw the revocation (and reports its exit). When the scan finds
-//! nothing, whoever saw that first sets `CLAIMED` and drops the value, then sets `DROPPED`.
+//! Reader (`try_access`): load the word; a non-zero state fails at once. Otherwise write the tag
+//! into a free slot of this thread's record, light barrier, load the state again; zero means
+//! "live": use the value; otherwise retract and fail. Leaving (guard drop): write zero into the
+//! slot (Release), light barrier, load the state; non-zero means a revocation is under way: take
+//! the slow path ([`Revocable::leave_slow`]).
+//!
+//! Revoker: one caller wins the CAS `tag → tag | REVOKED (| WAITING)`; it issues the heavy barrier,
+//! then sets `SCANNED`, a full fence, and scans every record for the tag. Because of the barrier
+//! pair, every reader either saw `REVOKED` (and backs out) or is visible to the scan; every leaving
+//! holder either is visible to the scan as gone or saw the revocation (and reports its exit). When
+//! the scan finds nothing, whoever saw that first sets `CLAIMED` and drops the value, then sets
+//! `DROPPED`.
 //!
 //! * `WAITING` (a synchronous revoker sleeps on `seq`): a leaving holder bumps `seq` and wakes it;
 //!   the revoker rescans and drops the value itself.
 //! * Without `WAITING` (`revoke_deferred`, or an expired `revoke_timeout`), once `SCANNED` is set a
 //!   leaving holder scans; the last one out drops the value in its own thread.
-//! * Callers that lost the race and must wait for the drop set `DROP_WAITERS` and sleep on `state`.
+//! * Callers that lost the race and must wait for the drop set `DROP_WAITERS` and sleep on `seq`;
+//!   the dropper bumps it after setting `DROPPED`.
 //!
 //! Only the revoking side pays: a heavy barrier and scans. The read side is two plain stores, two
-//! compiler fences and two loads of lines that stay in the reader's cache.
+//! compiler fences and three loads of lines that stay in the reader's cache.
 //!
 //! # Invariants
-//! * `state` only gains bits, in this order: `REVOKED` (with `WAITING` if the winner waits),
-//!   `SCANNED`, `CLAIMED`, `DROPPED`; `WAITING` is cleared at most once (time-out); `DROP_WAITERS` may
-//!   be set at any point after `REVOKED`.
+//! * The state only gains bits, in this order: `REVOKED` (with `WAITING` if the winner waits),
+//!   `SCANNED`, `CLAIMED`, `DROPPED`; `WAITING` is cleared at most once (time-out); `DROP_WAITERS`
+//!   may be set at any point after `REVOKED`. The tag bits never change.
 //! * `data` is initialised until the one thread that set `CLAIMED` drops it; no guard exists then.
-//! * `id` is unique in the process and never reused (see [`crate::id`]).
+//! * The tag is unique in the process and never reused (see [`crate::id`]).
 
 use core::cell::UnsafeCell;
 use core::fmt;
@@ -40,15 +45,18 @@ use std::time::Instant;
 
 use crate::error::{Holder, RevokeTimeout};
 use crate::registry::{self, Token};
-use crate::sync::{fence, AtomicU32, Ordering};
+use crate::sync::{fence, AtomicU32, AtomicU64, Ordering};
 use crate::{barrier, id, wait};
 
-const REVOKED: u32 = 1;
-const SCANNED: u32 = 2;
-const WAITING: u32 = 4;
-const CLAIMED: u32 = 8;
-const DROPPED: u32 = 16;
-const DROP_WAITERS: u32 = 32;
+/// The low byte of `word` holds the state; the rest is the resource's id (its *tag*).
+const STATE_BITS: u32 = 8;
+const STATE: u64 = (1 << STATE_BITS) - 1;
+const REVOKED: u64 = 1;
+const SCANNED: u64 = 2;
+const WAITING: u64 = 4;
+const CLAIMED: u64 = 8;
+const DROPPED: u64 = 16;
+const DROP_WAITERS: u64 = 32;
 
 /// A value that its owner can revoke while others may be using it.
 ///
@@ -114,9 +122,11 @@ const DROP_WAITERS: u32 = 32;
 /// drop will not touch the value again. (A panic out of a guard's drop during unwinding aborts, as
 /// any double panic does.)
 pub struct Revocable<T> {
-    id: u64,
-    state: AtomicU32,
-    /// Bumped by holders leaving while a synchronous revoker waits (the futex word it sleeps on).
+    /// `tag | state`: the tag (the unique id shifted past the state byte) never changes, so one
+    /// load gives a reader both what to announce and whether to bother.
+    word: AtomicU64,
+    /// The futex word every waiter sleeps on: bumped by holders leaving while a synchronous
+    /// revoker waits, and by the dropper when someone waits for `DROPPED`.
     seq: AtomicU32,
     data: UnsafeCell<ManuallyDrop<T>>,
 }
@@ -151,9 +161,10 @@ impl<T> Revocable<T> {
     /// to create as the value itself (kernel-series defect 1).
     #[inline]
     pub fn new(data: T) -> Self {
+        let id = id::next();
+        debug_assert!(id < 1 << (64 - STATE_BITS), "resource ids exhausted");
         Self {
-            id: id::next(),
-            state: AtomicU32::new(0),
+            word: AtomicU64::new(id << STATE_BITS),
             seq: AtomicU32::new(0),
             data: UnsafeCell::new(ManuallyDrop::new(data)),
         }
@@ -166,16 +177,17 @@ impl<T> Revocable<T> {
     #[inline]
     #[cfg_attr(feature = "track-holders", track_caller)]
     pub fn try_access(&self) -> Option<RevocableGuard<'_, T>> {
-        // Once revocation is visibly under way, fail without announcing: a storm of failing
-        // accesses (a poll loop after unplug) then costs a load each, never wakes a waiting
-        // revoker and never scans. Relaxed: a stale 0 only means we take the full path below.
-        if self.state.load(Ordering::Relaxed) != 0 {
+        // One load gives the tag to announce and the state. Once revocation is visibly under way,
+        // fail without announcing: a storm of failing accesses (a poll loop after unplug) then
+        // costs a load each, never wakes a waiting revoker and never scans. Relaxed: a stale
+        // "live" only means we take the full path below.
+        let w = self.word.load(Ordering::Relaxed);
+        if w & STATE != 0 {
             return None;
         }
-        let token = registry::announce(self.id);
+        let token = registry::announce(w);
         // Relaxed: ordered after the announcement by the barrier pair (see `barrier`).
-        let s = self.state.load(Ordering::Relaxed);
-        if s != 0 {
+        if self.word.load(Ordering::Relaxed) & STATE != 0 {
             self.leave(&token);
             return None;
         }
@@ -226,7 +238,7 @@ impl<T> Revocable<T> {
     /// that began earlier.
     #[inline]
     pub fn is_revoked(&self) -> bool {
-        self.state.load(Ordering::Acquire) & REVOKED != 0
+        self.word.load(Ordering::Acquire) & REVOKED != 0
     }
 
     /// Revokes and waits: when it returns, the value has been dropped and no access can succeed.
@@ -267,13 +279,19 @@ impl<T> Revocable<T> {
     /// The resource's unique id (what its readers announce).
     #[cfg(test)]
     pub(crate) fn id(&self) -> u64 {
-        self.id
+        self.tag()
+    }
+
+    /// What readers announce: the id part of `word`, which never changes.
+    #[inline]
+    fn tag(&self) -> u64 {
+        self.word.load(Ordering::Relaxed) & !STATE
     }
 
     /// Consumes the `Revocable`, returning the value if it was not revoked.
     pub fn into_inner(self) -> Option<T> {
         let me = ManuallyDrop::new(self);
-        if me.state.load(Ordering::Acquire) != 0 {
+        if me.word.load(Ordering::Acquire) & STATE != 0 {
             // Revoked: the value is dropped, or will be by our own drop below.
             let _ = ManuallyDrop::into_inner(me);
             return None;
@@ -290,10 +308,11 @@ impl<T> Revocable<T> {
     ) -> Result<bool, RevokeTimeout> {
         let start = timeout.map(|_| Instant::now());
         let flags = if SYNC { REVOKED | WAITING } else { REVOKED };
-        // Exactly one caller moves `state` away from 0 (all other bits come after REVOKED).
+        let tag = self.tag();
+        // Exactly one caller moves the state away from 0 (all other bits come after REVOKED).
         if self
-            .state
-            .compare_exchange(0, flags, Ordering::SeqCst, Ordering::Relaxed)
+            .word
+            .compare_exchange(tag, tag | flags, Ordering::SeqCst, Ordering::Relaxed)
             .is_err()
         {
             return if SYNC {
@@ -304,14 +323,14 @@ impl<T> Revocable<T> {
         }
         barrier::heavy();
         // From here on, every access that is not visible to our scans has seen REVOKED.
-        self.state.fetch_or(SCANNED, Ordering::Relaxed);
+        self.word.fetch_or(SCANNED, Ordering::Relaxed);
         // Pairs with the fence in `leave_slow`: a leaving holder either sees SCANNED (and may finish
         // the job) or its retract is visible to the scan below.
         fence(Ordering::SeqCst);
         loop {
             // Acquire: a holder's retract happens before its bump of `seq` (Release).
             let q = self.seq.load(Ordering::Acquire);
-            if registry::count(self.id) == 0 {
+            if registry::count(tag) == 0 {
                 if self.finish() || !SYNC {
                     return Ok(true);
                 }
@@ -320,7 +339,7 @@ impl<T> Revocable<T> {
             if !SYNC {
                 return Ok(true);
             }
-            let self_wait = timeout.is_none() && registry::held_here(self.id);
+            let self_wait = timeout.is_none() && registry::held_here(tag);
             let timed_out = self_wait
                 || match remaining(start, timeout) {
                     Some(Duration::ZERO) => true,
@@ -331,9 +350,9 @@ impl<T> Revocable<T> {
             }
             // Timed out: hand the drop over to the last holder, then look once more, since a holder
             // that saw WAITING may have left just now without scanning.
-            self.state.fetch_and(!WAITING, Ordering::Relaxed);
+            self.word.fetch_and(!WAITING, Ordering::Relaxed);
             fence(Ordering::SeqCst);
-            if registry::count(self.id) == 0 {
+            if registry::count(tag) == 0 {
                 if self.finish() {
                     return Ok(true);
                 }
@@ -351,7 +370,7 @@ impl<T> Revocable<T> {
     /// The slow half of leaving an access (guard drop or a failed `try_access`) during revocation.
     #[cold]
     #[inline(never)]
-    fn leave_slow(&self, s: u32) {
+    fn leave_slow(&self, s: u64) {
         if s & CLAIMED != 0 {
             return; // the value is being (or has been) dropped; nobody needs to hear from us
         }
@@ -361,12 +380,13 @@ impl<T> Revocable<T> {
         // barrier made visible. SCANNED (and the clearing of WAITING) are written by RMWs after
         // the fence that ends `barrier::heavy`, so reading them synchronises with that fence;
         // without it, weakly ordered CPUs may perform the scan's loads before this one.
-        let s = self.state.load(Ordering::Acquire);
+        let w = self.word.load(Ordering::Acquire);
+        let s = w & STATE;
         if s & WAITING != 0 {
             // Release: our retract happens before the revoker's Acquire load of `seq`.
             self.seq.fetch_add(1, Ordering::Release);
             wait::wake_all(&self.seq);
-        } else if s & SCANNED != 0 && s & CLAIMED == 0 && registry::count(self.id) == 0 {
+        } else if s & SCANNED != 0 && s & CLAIMED == 0 && registry::count(w & !STATE) == 0 {
             self.finish();
         }
     }
@@ -376,7 +396,7 @@ impl<T> Revocable<T> {
     fn leave(&self, token: &Token) {
         registry::retract(token);
         // Relaxed: ordered after the retract by the barrier pair.
-        let s = self.state.load(Ordering::Relaxed);
+        let s = self.word.load(Ordering::Relaxed) & STATE;
         if s != 0 {
             self.leave_slow(s);
         }
@@ -386,20 +406,22 @@ impl<T> Revocable<T> {
     fn finish(&self) -> bool {
         // Acquire: the drop comes after every holder's last use, which our scan (Acquire loads of
         // their Release retracts) or our own program order already ordered before this point.
-        if self.state.fetch_or(CLAIMED, Ordering::AcqRel) & CLAIMED != 0 {
+        if self.word.fetch_or(CLAIMED, Ordering::AcqRel) & CLAIMED != 0 {
             return false;
         }
         /// Marks the drop done even if `T::drop` unwinds.
-        struct Done<'a>(&'a AtomicU32);
+        struct Done<'a>(&'a AtomicU64, &'a AtomicU32);
         impl Drop for Done<'_> {
             fn drop(&mut self) {
-                // Release: the value's drop happens before a waiter's Acquire load of DROPPED.
-                if self.0.fetch_or(DROPPED, Ordering::Release) & DROP_WAITERS != 0 {
-                    wait::wake_all(self.0);
+                // AcqRel: Release so the value's drop happens before a waiter's Acquire of
+                // DROPPED; Acquire so a waiter's earlier load of `seq` happens before our bump.
+                if self.0.fetch_or(DROPPED, Ordering::AcqRel) & DROP_WAITERS != 0 {
+                    self.1.fetch_add(1, Ordering::Release);
+                    wait::wake_all(self.1);
                 }
             }
         }
-        let _done = Done(&self.state);
+        let _done = Done(&self.word, &self.seq);
         // SAFETY: we set CLAIMED first, so we are the only dropper; REVOKED forbids new accesses
         // and the scan found no access in progress, so nothing else can observe the value.
         unsafe { ManuallyDrop::drop(&mut *self.data.get()) };
@@ -413,38 +435,28 @@ impl<T> Revocable<T> {
         timeout: Option<Duration>,
     ) -> Result<(), RevokeTimeout> {
         loop {
-            // Acquire: pairs with the Release that sets DROPPED.
-            let s = self.state.load(Ordering::Acquire);
-            if s & DROPPED != 0 {
+            let q = self.seq.load(Ordering::Acquire);
+            // AcqRel: Acquire pairs with the Release that sets DROPPED; Release orders our load of
+            // `q` before the dropper's bump (it reads DROP_WAITERS from this RMW or a later one),
+            // so either we see DROPPED here or the futex sees `seq` changed: no lost wake-up.
+            let prev = self.word.fetch_or(DROP_WAITERS, Ordering::AcqRel);
+            if prev & DROPPED != 0 {
                 return Ok(());
-            }
-            if s & DROP_WAITERS == 0
-                && self
-                    .state
-                    .compare_exchange_weak(
-                        s,
-                        s | DROP_WAITERS,
-                        Ordering::Relaxed,
-                        Ordering::Relaxed,
-                    )
-                    .is_err()
-            {
-                continue;
             }
             let left = remaining(start, timeout);
             if left == Some(Duration::ZERO) {
                 return Err(self.timeout_report(start));
             }
-            if left.is_none() && registry::held_here(self.id) {
+            if left.is_none() && registry::held_here(prev & !STATE) {
                 self_deadlock();
             }
-            wait::wait(&self.state, s | DROP_WAITERS, left);
+            wait::wait(&self.seq, q, left);
         }
     }
 
     fn timeout_report(&self, start: Option<Instant>) -> RevokeTimeout {
         let waited = start.map_or(Duration::ZERO, |s| s.elapsed());
-        let holders = registry::holders(self.id)
+        let holders = registry::holders(self.tag())
             .into_iter()
             .map(|seen| Holder {
                 thread_name: seen.owner.name,
@@ -479,7 +491,7 @@ fn remaining(start: Option<Instant>, timeout: Option<Duration>) -> Option<Durati
 impl<T> Drop for Revocable<T> {
     fn drop(&mut self) {
         // `&mut self`: no guard is alive. Leaked guards left only their (unique) id behind.
-        if self.state.load(Ordering::Acquire) & CLAIMED == 0 {
+        if self.word.load(Ordering::Acquire) & CLAIMED == 0 {
             // SAFETY: not claimed, so the value is initialised and nobody else will drop it.
             unsafe { ManuallyDrop::drop(&mut *self.data.get()) };
         }

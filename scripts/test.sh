@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace: unit, integration and doc tests (FUSE included), the no_std
-# build, the track-holders feature, the loom models, Miri on the core, and a short torture run.
+# build, the track-holders feature, the loom models, Miri on the core, and short torture runs of
+# the core and of devfs under load.
 # Installs the nightly Miri component first if it is missing. Usage: scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,5 +31,8 @@ MIRIFLAGS="-Zmiri-disable-isolation" CARGO_TARGET_DIR=target/miri cargo +nightly
 
 step "short torture of the core"
 cargo run --release -q -p revocable-cli -- torture --duration "${TORTURE_SECONDS:-30}"
+
+step "devfs under load: open/close from client processes while the EC is re-plugged every 100 ms"
+cargo run --release -q -p revocable-cli -- torture --devfs --duration "${DEVFS_TORTURE_SECONDS:-30}"
 
 step "all tests passed"

@@ -2,7 +2,15 @@
 //!
 //! Prints a status line to stderr every `--interval` seconds and the summary to stdout. Exit status:
 //! 0 when the run found nothing wrong, 1 on any violation or hang, 2 on bad arguments.
+//!
+//! With `--devfs` it tortures the device file system instead (see [`devfs_load`]): client
+//! processes ([`devfs_client`]) cycling open/close on `cros_ec` while the EC is unplugged and
+//! re-plugged.
 
+mod devfs_client;
+mod devfs_load;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -23,10 +31,10 @@ pub enum Broken {
 /// Arguments of `revocable torture`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// How long to run, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 30,
+    /// How long to run, in seconds [default: 30; 60 with --devfs].
+    #[arg(long, value_name = "SECONDS",
           value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
-    pub duration: u64,
+    pub duration: Option<u64>,
     /// Reader threads [default: 2 per core]; more than 2 per core needs --oversubscribe.
     #[arg(long, value_name = "N")]
     pub readers: Option<usize>,
@@ -61,13 +69,42 @@ pub struct Args {
     /// Allow more than 2 readers per core.
     #[arg(long)]
     pub oversubscribe: bool,
-    /// Seconds between status lines on stderr.
-    #[arg(long, value_name = "SECONDS", default_value_t = 1,
+    /// Seconds between status lines on stderr [default: 1; 5 with --devfs].
+    #[arg(long, value_name = "SECONDS",
           value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub interval: u64,
+    pub interval: Option<u64>,
     /// Torture a deliberately broken implementation (the run must fail).
     #[arg(long, value_enum, hide = true)]
     pub broken: Option<Broken>,
+    /// Torture the device file system instead of the core: client processes run open →
+    /// read-or-ioctl → close cycles on cros_ec while the EC is unplugged and re-plugged.
+    #[arg(long)]
+    pub devfs: bool,
+    /// With --devfs: client processes.
+    #[arg(long, value_name = "N", default_value_t = 4,
+          value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub clients: u64,
+    /// With --devfs: open/close cycles per second, over all clients.
+    #[arg(long, value_name = "PER_SEC", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub rate: u64,
+    /// With --devfs: unplug the EC every MS milliseconds (it is re-plugged half a period later).
+    #[arg(long, value_name = "MS", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(2..=3_600_000))]
+    pub replug_ms: u64,
+    /// With --devfs: largest accepted growth of the server's resident memory (VmRSS) over the
+    /// run, in MiB. A 60 s run grows by under 1 MiB here; a leak of 200 bytes per open trips 4.
+    #[arg(long, value_name = "MIB", default_value_t = 4)]
+    pub rss_growth_max_mib: u64,
+    /// (internal) run as a --devfs client on this device file.
+    #[arg(long, value_name = "PATH", hide = true)]
+    pub devfs_client: Option<PathBuf>,
+    /// (internal) the client's cycles per second.
+    #[arg(long, hide = true, default_value_t = 250)]
+    pub client_rate: u64,
+    /// (internal) how long the client runs, in milliseconds.
+    #[arg(long, hide = true, default_value_t = 1000)]
+    pub client_ms: u64,
 }
 
 fn clock_seed() -> u64 {
@@ -80,7 +117,7 @@ fn clock_seed() -> u64 {
 /// Builds the run's configuration from the arguments.
 fn config(args: &Args) -> Config {
     let mut cfg = Config::for_this_machine();
-    cfg.duration = Duration::from_secs(args.duration);
+    cfg.duration = Duration::from_secs(args.duration.unwrap_or(30));
     if let Some(r) = args.readers {
         cfg.readers = r;
     }
@@ -94,7 +131,7 @@ fn config(args: &Args) -> Config {
     cfg.seed = args.seed.unwrap_or_else(clock_seed);
     cfg.stall = Duration::from_millis(args.stall_ms);
     cfg.oversubscribe = args.oversubscribe;
-    cfg.progress_interval = Duration::from_secs(args.interval);
+    cfg.progress_interval = Duration::from_secs(args.interval.unwrap_or(1));
     cfg
 }
 
@@ -102,8 +139,33 @@ fn go<S: Subject>(cfg: &Config) -> Result<Report, revocable_torture::ConfigError
     torture::<S>(cfg, |p: &Progress| eprintln!("{p}"))
 }
 
+/// The configuration of `--devfs` from the arguments.
+fn devfs_config(args: &Args) -> devfs_load::Config {
+    devfs_load::Config {
+        duration: Duration::from_secs(args.duration.unwrap_or(60)),
+        clients: args.clients as usize,
+        rate: args.rate,
+        replug: Duration::from_millis(args.replug_ms),
+        stall: Duration::from_millis(args.stall_ms),
+        rss_growth_max_kib: args.rss_growth_max_mib.saturating_mul(1024),
+        interval: Duration::from_secs(args.interval.unwrap_or(5)),
+        seed: args.seed.unwrap_or_else(clock_seed),
+    }
+}
+
 /// Entry point of `revocable torture`.
 pub fn run(args: Args) -> ExitCode {
+    if let Some(dev) = &args.devfs_client {
+        return devfs_client::run_client(
+            dev,
+            args.client_rate,
+            Duration::from_millis(args.client_ms),
+            args.seed.unwrap_or_else(clock_seed),
+        );
+    }
+    if args.devfs {
+        return devfs_load::run(&devfs_config(&args));
+    }
     let cfg = config(&args);
     if let Err(e) = cfg.validate() {
         eprintln!("revocable torture: error: {e}");
@@ -113,7 +175,7 @@ pub fn run(args: Args) -> ExitCode {
         "torture: {}s, {} readers, {} revokers ({} racing), {} resources, holds up to {}µs \
          ({}% hold, {}% of holds sleep), nesting up to {}, stall bound {}ms, seed {} \
          (repeat with --seed {})",
-        args.duration,
+        cfg.duration.as_secs(),
         cfg.readers,
         cfg.revokers,
         cfg.racers,
@@ -223,6 +285,53 @@ mod tests {
         assert!(config(&a).validate().is_err());
         let a = parse(&["--broken", "early-drop"]).unwrap();
         assert!(matches!(a.broken, Some(Broken::EarlyDrop)));
+    }
+
+    #[test]
+    fn devfs_flags_map_to_the_load_configuration() {
+        let a = parse(&["--devfs"]).unwrap();
+        let c = devfs_config(&a);
+        assert!(a.devfs);
+        assert_eq!(c.duration, Duration::from_secs(60));
+        assert_eq!((c.clients, c.rate), (4, 1000));
+        assert_eq!(c.replug, Duration::from_millis(100));
+        assert_eq!(c.stall, Duration::from_millis(5000));
+        assert_eq!(c.interval, Duration::from_secs(5));
+        assert_eq!(c.rss_growth_max_kib, 4 * 1024);
+        let a = parse(&[
+            "--devfs",
+            "--duration",
+            "7",
+            "--clients",
+            "3",
+            "--rate",
+            "300",
+            "--replug-ms",
+            "40",
+            "--seed",
+            "5",
+            "--rss-growth-max-mib",
+            "2",
+        ])
+        .unwrap();
+        let c = devfs_config(&a);
+        assert_eq!(c.duration, Duration::from_secs(7));
+        assert_eq!((c.clients, c.rate, c.seed), (3, 300, 5));
+        assert_eq!(c.replug, Duration::from_millis(40));
+        assert_eq!(c.rss_growth_max_kib, 2048);
+        // The core torture keeps its own defaults.
+        assert_eq!(
+            config(&parse(&[]).unwrap()).duration,
+            Duration::from_secs(30)
+        );
+        for bad in [
+            &["--devfs", "--clients", "0"][..],
+            &["--devfs", "--rate", "0"],
+            &["--devfs", "--replug-ms", "1"],
+            &["--devfs", "--clients", "many"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]

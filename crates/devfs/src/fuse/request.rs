@@ -5,6 +5,11 @@
 
 use super::abi::{self, opcode, InHeader, Pod};
 
+/// The largest READ/READDIR size served: the kernel's default of 32 pages (we do not negotiate
+/// `FUSE_MAX_PAGES`), so a genuine request never asks for more. Clamping here keeps a corrupt or
+/// hostile request from making the server allocate gigabytes for one reply (found by fuzzing).
+pub const MAX_READ: u32 = 32 * 4096;
+
 /// One decoded file system operation (the opcodes the file system sees; INIT, INTERRUPT, FORGET
 /// and DESTROY are handled by the session itself).
 #[allow(missing_docs)]
@@ -154,7 +159,7 @@ impl<'a> Request<'a> {
                         ino,
                         fh: r.fh,
                         offset: r.offset,
-                        size: r.size,
+                        size: r.size.min(MAX_READ),
                         flags: r.flags,
                     }
                 }
@@ -199,7 +204,7 @@ impl<'a> Request<'a> {
                         ino,
                         fh: r.fh,
                         offset: r.offset,
-                        size: r.size,
+                        size: r.size.min(MAX_READ),
                     }
                 }
                 opcode::STATFS => Op::Statfs,

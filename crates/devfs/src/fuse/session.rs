@@ -44,6 +44,16 @@ impl Ctx {
     pub fn parked(&self) -> usize {
         self.parking.len()
     }
+
+    /// A context outside any session, for [`dispatch`] in tests and fuzzers: parked replies and
+    /// poll notifications go to `ch`.
+    #[doc(hidden)]
+    pub fn detached(ch: &Arc<Channel>) -> Ctx {
+        Ctx {
+            parking: Arc::new(Parking::default()),
+            notifier: Notifier::new(Arc::downgrade(ch)),
+        }
+    }
 }
 
 /// A file system served by a [`Session`].
@@ -276,6 +286,42 @@ fn handshake(ch: &Arc<Channel>) -> io::Result<()> {
     }
 }
 
+/// Serves one request, the `bytes` a read of `/dev/fuse` returned, as a dispatch thread does:
+/// decode it, answer the session-level opcodes, hand the others to `fs`; answers go to `ch`.
+/// Public (hidden) so that tests and fuzzers can feed arbitrary bytes to the real path.
+///
+/// ```
+/// use std::sync::Arc;
+/// use revocable_devfs::control::Devices;
+/// use revocable_devfs::fuse::{channel::Channel, session::dispatch, Ctx};
+/// let null = std::fs::OpenOptions::new().write(true).open("/dev/null").unwrap();
+/// let ch = Arc::new(Channel::new(null.into()).unwrap());
+/// let fs = revocable_devfs::server::build(&Devices::new());
+/// dispatch(&ch, &Ctx::detached(&ch), &fs, &[0u8; 3]); // shorter than a header: ignored
+/// ```
+#[doc(hidden)]
+pub fn dispatch<F: Filesystem>(ch: &Arc<Channel>, ctx: &Ctx, fs: &F, bytes: &[u8]) {
+    let Some(req) = Request::parse(bytes) else {
+        return;
+    };
+    let reply = Reply::new(ch.clone(), req.header.unique);
+    match req.op {
+        Op::Forget => reply.no_reply(),
+        Op::Interrupt { target } => {
+            if !ctx.parking.interrupt(target) {
+                // Not parked (yet): let the kernel queue the interrupt again a moment later.
+                std::thread::sleep(Duration::from_micros(200));
+                reply.error(libc::EAGAIN);
+            }
+        }
+        Op::Init { .. } => reply.error(libc::EIO),
+        Op::Destroy => reply.ok(&[]),
+        Op::Malformed => reply.error(libc::EINVAL),
+        Op::Unsupported(_) => reply.error(libc::ENOSYS),
+        op => fs.request(ctx, &req.header, op, reply),
+    }
+}
+
 fn worker<F: Filesystem>(ch: &Arc<Channel>, ctx: &Ctx, fs: &F, end: &End) -> EndReason {
     let mut buf = vec![0u8; BUF_SIZE];
     let reason = loop {
@@ -289,25 +335,7 @@ fn worker<F: Filesystem>(ch: &Arc<Channel>, ctx: &Ctx, fs: &F, end: &End) -> End
                 break EndReason::Failed;
             }
         };
-        let Some(req) = Request::parse(&buf[..n]) else {
-            continue;
-        };
-        let reply = Reply::new(ch.clone(), req.header.unique);
-        match req.op {
-            Op::Forget => reply.no_reply(),
-            Op::Interrupt { target } => {
-                if !ctx.parking.interrupt(target) {
-                    // Not parked (yet): let the kernel queue the interrupt again a moment later.
-                    std::thread::sleep(Duration::from_micros(200));
-                    reply.error(libc::EAGAIN);
-                }
-            }
-            Op::Init { .. } => reply.error(libc::EIO),
-            Op::Destroy => reply.ok(&[]),
-            Op::Malformed => reply.error(libc::EINVAL),
-            Op::Unsupported(_) => reply.error(libc::ENOSYS),
-            op => fs.request(ctx, &req.header, op, reply),
-        }
+        dispatch(ch, ctx, fs, &buf[..n]);
     };
     // Record first, then make the other dispatch threads leave: they will see a stop, but the
     // first reason is the one that counts.

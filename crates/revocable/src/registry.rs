@@ -339,18 +339,32 @@ fn release(rec: &'static Record) {
 #[cfg_attr(feature = "track-holders", track_caller)]
 pub(crate) fn announce(id: u64) -> Token {
     let rec = local();
-    for (i, slot) in rec.slots.iter().enumerate() {
-        // Our own slot: only we write it, so this reads our own last store.
+    // The common case, a first (non-nested) access, is straight-line code: every taken branch
+    // costs a cycle on the read path.
+    let first = &rec.slots[0];
+    // Our own slot: only we write it, so this reads our own last store.
+    if first.load(Ordering::Relaxed) == 0 {
+        return claim(first, &rec.meta[0], id);
+    }
+    core::hint::cold_path();
+    for (slot, meta) in rec.slots.iter().zip(&rec.meta).skip(1) {
         if slot.load(Ordering::Relaxed) == 0 {
-            track(&rec.meta[i]);
-            // Relaxed: ordering against the revoked-flag load comes from the barrier pair
-            // (light here, heavy in the revoker), see `barrier`.
-            slot.store(id, Ordering::Relaxed);
-            barrier::light();
-            return Token { slot };
+            return claim(slot, meta, id);
         }
     }
     announce_deep(rec, id)
+}
+
+/// Writes `id` into the free `slot`, then the light barrier.
+#[inline(always)]
+#[cfg_attr(feature = "track-holders", track_caller)]
+fn claim(slot: &'static AtomicU64, meta: &'static Meta, id: u64) -> Token {
+    track(meta);
+    // Relaxed: ordering against the revoked-flag load comes from the barrier pair (light here,
+    // heavy in the revoker), see `barrier`.
+    slot.store(id, Ordering::Relaxed);
+    barrier::light();
+    Token { slot }
 }
 
 /// Slow path: this thread has no record yet (`rec` is the sentinel), or it nests deeper than the
@@ -375,10 +389,7 @@ fn announce_deep(rec: &'static Record, id: u64) -> Token {
         }
         idx += 1;
     };
-    track(meta);
-    slot.store(id, Ordering::Relaxed);
-    barrier::light();
-    Token { slot }
+    claim(slot, meta, id)
 }
 
 #[inline(always)]

@@ -183,11 +183,13 @@ impl<T> Revocable<T> {
         // "live" only means we take the full path below.
         let w = self.word.load(Ordering::Relaxed);
         if w & STATE != 0 {
+            core::hint::cold_path();
             return None;
         }
         let token = registry::announce(w);
         // Relaxed: ordered after the announcement by the barrier pair (see `barrier`).
         if self.word.load(Ordering::Relaxed) & STATE != 0 {
+            core::hint::cold_path();
             self.leave(&token);
             return None;
         }
@@ -398,6 +400,7 @@ impl<T> Revocable<T> {
         // Relaxed: ordered after the retract by the barrier pair.
         let s = self.word.load(Ordering::Relaxed) & STATE;
         if s != 0 {
+            core::hint::cold_path();
             self.leave_slow(s);
         }
     }

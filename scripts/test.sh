@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace: unit, integration and doc tests (FUSE included), the no_std
+# Runs every check of the workspace: formatting, clippy, and every test: unit, integration and doc tests (FUSE included), the no_std
 # build, the track-holders feature, the loom models, Miri on the core, and short torture runs of
 # the core and of devfs under load.
 # Installs the nightly Miri component first if it is missing. Usage: scripts/test.sh
@@ -13,6 +13,10 @@ if ! cargo +nightly miri --version >/dev/null 2>&1; then
     rustup toolchain install nightly --profile minimal
     rustup component add --toolchain nightly miri rust-src
 fi
+
+step "formatting and lints (clippy denies unsafe blocks without a SAFETY comment)"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
 
 step "workspace tests (unit, integration, doc)"
 cargo test --workspace

@@ -558,22 +558,6 @@ fn scenario(
     Ok(ok)
 }
 
-fn temp_dir() -> Result<PathBuf, String> {
-    let t = format!("{}/revocable-demo-XXXXXX", std::env::temp_dir().display());
-    let mut b = CString::new(t)
-        .map_err(|e| e.to_string())?
-        .into_bytes_with_nul();
-    // SAFETY: b is a writable NUL-terminated template.
-    let p = unsafe { libc::mkdtemp(b.as_mut_ptr().cast()) };
-    if p.is_null() {
-        return Err(format!("mkdtemp: {}", std::io::Error::last_os_error()));
-    }
-    b.pop();
-    String::from_utf8(b)
-        .map(PathBuf::from)
-        .map_err(|e| e.to_string())
-}
-
 fn run_fuse(args: &Args, dir: &Path, mut fs: Devfs, set: libc::sigset_t) -> Result<bool, String> {
     // Ctrl-C during the demo: unmount and let the scenario fail fast instead of leaving a mount.
     let stop = fs.stopper();
@@ -665,7 +649,7 @@ pub fn run(args: Args) -> ExitCode {
         say!("revocable demo: in-process on the fops layer (--no-fuse)");
         run_in_process(&args)
     } else {
-        match temp_dir() {
+        match crate::tempdir::make("revocable-demo") {
             Err(e) => Err(e),
             Ok(dir) => {
                 // Clients inherit no stop signals; the demo itself is short and always unmounts.

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod demo;
 mod devfs;
 mod scale;
+mod tempdir;
 mod torture;
 
 /// Revocable resources for user space: demo, FUSE device nodes, torture and scalability tests.
@@ -37,4 +38,15 @@ fn main() -> ExitCode {
         Command::Torture(a) => torture::run(a),
         Command::Scale(a) => scale::run(a),
     }
+}
+
+/// Parses `argv` as the arguments of subcommand `name` (for each subcommand's flag tests).
+#[cfg(test)]
+fn parse_args<A: clap::Args + clap::FromArgMatches>(
+    name: &'static str,
+    argv: &[&str],
+) -> Result<A, clap::Error> {
+    let cmd = A::augment_args(clap::Command::new(name));
+    let m = cmd.try_get_matches_from(std::iter::once(name).chain(argv.iter().copied()))?;
+    A::from_arg_matches(&m)
 }

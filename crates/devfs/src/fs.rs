@@ -79,6 +79,24 @@ struct OpenFile {
 }
 
 impl OpenFile {
+    /// Runs the driver's release, then answers every request still parked on this file with
+    /// `errno` (the file is gone, so nothing else will).
+    fn close(&self, errno: i32) {
+        self.handle.release();
+        for p in self
+            .waiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            if let Some(r) = p.parked.take() {
+                r.error(errno);
+            }
+        }
+    }
+}
+
+impl OpenFile {
     fn do_read(&self, offset: u64, size: u32, flags: u32) -> Result<Vec<u8>, i32> {
         let mut d = self.handle.read(offset, size, flags)?;
         d.truncate(size as usize);
@@ -296,17 +314,7 @@ impl DevFs {
             .remove(&fh);
         if let Some(f) = f {
             self.stats.releases.fetch_add(1, Ordering::Relaxed);
-            f.handle.release();
-            for p in f
-                .waiters
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .drain(..)
-            {
-                if let Some(r) = p.parked.take() {
-                    r.error(libc::EBADF);
-                }
-            }
+            f.close(libc::EBADF);
         }
     }
 
@@ -502,17 +510,7 @@ impl Filesystem for DevFs {
                 .collect();
             for (_, f) in all {
                 self.stats.releases_at_end.fetch_add(1, Ordering::Relaxed);
-                f.handle.release();
-                for p in f
-                    .waiters
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .drain(..)
-                {
-                    if let Some(r) = p.parked.take() {
-                        r.error(libc::ENODEV);
-                    }
-                }
+                f.close(libc::ENODEV);
             }
         }
     }

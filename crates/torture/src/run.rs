@@ -258,7 +258,7 @@ impl<S: Subject> Reader<'_, S> {
             while t0.elapsed() < d {
                 std::hint::spin_loop();
                 spins += 1;
-                if spins % 256 == 0 {
+                if spins.is_multiple_of(256) {
                     thread::yield_now();
                 }
             }

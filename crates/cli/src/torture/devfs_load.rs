@@ -13,9 +13,8 @@
 //! a stuck client ends the run, the session is stopped (which aborts the connection, so nothing
 //! can stay blocked on it) and the client is killed.
 
-use std::ffi::CString;
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -235,25 +234,6 @@ pub fn rss_kib() -> Option<u64> {
         .ok()
 }
 
-fn temp_dir() -> Result<PathBuf, String> {
-    let t = format!(
-        "{}/revocable-torture-XXXXXX",
-        std::env::temp_dir().display()
-    );
-    let mut b = CString::new(t)
-        .map_err(|e| e.to_string())?
-        .into_bytes_with_nul();
-    // SAFETY: b is a writable NUL-terminated template.
-    let p = unsafe { libc::mkdtemp(b.as_mut_ptr().cast()) };
-    if p.is_null() {
-        return Err(format!("mkdtemp: {}", std::io::Error::last_os_error()));
-    }
-    b.pop();
-    String::from_utf8(b)
-        .map(PathBuf::from)
-        .map_err(|e| e.to_string())
-}
-
 fn sum(clients: &[Client]) -> Counters {
     let mut t = Counters::default();
     for c in clients {
@@ -289,7 +269,7 @@ pub fn run(cfg: &Config) -> ExitCode {
         eprintln!("revocable torture: error: --clients and --rate must be at least 1");
         return ExitCode::from(2);
     }
-    let dir = match temp_dir() {
+    let dir = match crate::tempdir::make("revocable-torture") {
         Ok(d) => d,
         Err(e) => {
             eprintln!("revocable torture: error: {e}");

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Runs every check of the workspace: formatting, clippy, and every test: unit, integration and doc tests (FUSE included), the no_std
-# build, the track-holders feature, the loom models, Miri on the core, and short torture runs of
-# the core and of devfs under load.
+# Runs every check of the workspace: rustfmt, clippy, and every test: unit, integration and doc
+# tests (FUSE included), the no_std build, the track-holders feature, the loom models, Miri on the
+# core, and short torture runs of the core and of devfs under load.
 # Installs the nightly Miri component first if it is missing. Usage: scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n=== %s\n' "$*"; }
+
+# Every test runner's output also goes to a log, so that the closing line can count them all.
+LOG=$(mktemp)
+trap 'rm -f "$LOG"' EXIT
+run() { "$@" 2>&1 | tee -a "$LOG"; }
 
 if ! cargo +nightly miri --version >/dev/null 2>&1; then
     step "installing the nightly Miri component"
@@ -19,19 +24,19 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 
 step "workspace tests (unit, integration, doc)"
-cargo test --workspace
+run cargo test --workspace
 
 step "core without std (no_std + rundown counter)"
-cargo test -p revocable --no-default-features --lib --tests
+run cargo test -p revocable --no-default-features --lib --tests
 
 step "core with track-holders"
-cargo test -p revocable --features track-holders
+run cargo test -p revocable --features track-holders
 
 step "loom models of the core protocol"
-RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p revocable --release --test loom
+RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom run cargo test -p revocable --release --test loom
 
 step "Miri on the core tests"
-MIRIFLAGS="-Zmiri-disable-isolation" CARGO_TARGET_DIR=target/miri cargo +nightly miri test -p revocable
+MIRIFLAGS="-Zmiri-disable-isolation" CARGO_TARGET_DIR=target/miri run cargo +nightly miri test -p revocable
 
 step "short torture of the core"
 cargo run --release -q -p revocable-cli -- torture --duration "${TORTURE_SECONDS:-30}"
@@ -40,3 +45,4 @@ step "devfs under load: open/close from client processes while the EC is re-plug
 cargo run --release -q -p revocable-cli -- torture --devfs --duration "${DEVFS_TORTURE_SECONDS:-30}"
 
 step "all tests passed"
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$LOG"

@@ -97,15 +97,20 @@ impl Parked {
     pub fn take(&self) -> Option<Reply> {
         let r = self.reply.lock().unwrap_or_else(|e| e.into_inner()).take();
         if r.is_some() {
-            if let Some(parking) = self.parking.upgrade() {
-                parking
-                    .table
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&self.unique);
-            }
+            self.unpark();
         }
         r
+    }
+
+    /// Removes this request from the table interrupts are looked up in.
+    fn unpark(&self) {
+        if let Some(parking) = self.parking.upgrade() {
+            parking
+                .table
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&self.unique);
+        }
     }
 
     /// True while the request still waits for its answer.
@@ -122,13 +127,7 @@ impl Drop for Parked {
         // A slot dropped while still holding its reply: the Reply's own Drop answers EIO; make sure
         // the table entry goes too.
         if self.reply.get_mut().map(|r| r.is_some()).unwrap_or(false) {
-            if let Some(parking) = self.parking.upgrade() {
-                parking
-                    .table
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&self.unique);
-            }
+            self.unpark();
         }
     }
 }

@@ -51,8 +51,41 @@ pub(crate) fn light() {
     }
 }
 
-/// The revoker's side: returns after every thread of the process has passed a full barrier.
+/// The revoker's side: returns after every thread of the process has passed a full barrier at a
+/// point after the caller's earlier state changes (its `SeqCst` read-modify-writes).
+///
+/// # Sharing (a grace period for many callers)
+/// Concurrent callers share barriers, as liburcu's `synchronize_rcu` callers share a grace period:
+/// membarrier serialises inside the kernel anyway, so N revokers at once would otherwise pay N
+/// barriers back to back. Barriers are numbered: `STARTED` counts those begun, `DONE` holds the
+/// highest number completed. A caller reads `k = STARTED` after its state change; any barrier
+/// numbered above `k` began after that read, hence after the state change, and covers it. The
+/// caller that finds no barrier in flight issues one (the *leader*); the others wait for a
+/// covering one to complete — spinning for at most [`SHARE_SPIN`] rounds, then issuing their own,
+/// so a caller never depends on another thread's progress for longer than a barrier's own time.
+///
+/// Why a barrier issued by another thread covers us: our state change precedes our load of
+/// `STARTED`, which precedes the leader's `fetch_add` in the single total order of `SeqCst`
+/// operations, and that precedes the leader's fence and the full barrier membarrier forces on
+/// every thread. A reader's load after that barrier therefore sees our state change. Conversely a
+/// reader store before that barrier happens before the leader's `DONE` release, which our Acquire
+/// load of `DONE` synchronises with, so our scan sees it.
+///
+/// Under loom and Miri the heavy barrier is a `SeqCst` fence in each caller (the protocol is then
+/// Dekker-correct on its own), so they cannot check the sharing argument above; the models check
+/// the rest of the protocol around it.
 pub(crate) fn heavy() {
+    #[cfg(all(test, not(loom)))]
+    HEAVY_CALLS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    if FENCED_READERS {
+        raw_heavy();
+        return;
+    }
+    shared::heavy();
+}
+
+/// One barrier of our own, not shared.
+fn raw_heavy() {
     #[cfg(all(test, not(loom)))]
     HEAVY_COUNT.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     fence(Ordering::SeqCst);
@@ -64,6 +97,65 @@ pub(crate) fn heavy() {
     ))]
     linux::heavy();
     fence(Ordering::SeqCst);
+}
+
+/// How long a caller waits for another thread's covering barrier before issuing its own (rounds
+/// of a spin-loop hint with a yield every 64; a membarrier takes ~0.5–5 µs here).
+pub(crate) const SHARE_SPIN: u32 = 4096;
+
+#[cfg(not(any(loom, miri)))]
+mod shared {
+    use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    static STARTED: AtomicU64 = AtomicU64::new(0);
+    static DONE: AtomicU64 = AtomicU64::new(0);
+    static LEADER: AtomicBool = AtomicBool::new(false);
+
+    pub(super) fn heavy() {
+        // SeqCst: after the caller's state change in the total order (see `super::heavy`).
+        let k = STARTED.load(Ordering::SeqCst);
+        let mut spins = 0u32;
+        loop {
+            // Acquire: pairs with the leader's Release of DONE (its barrier happened before).
+            if DONE.load(Ordering::Acquire) > k {
+                #[cfg(test)]
+                super::SHARED_COUNT.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            if !LEADER.load(Ordering::Relaxed)
+                && LEADER
+                    .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+            {
+                // SeqCst: this barrier's number is ordered after every caller that read a
+                // smaller `STARTED`, and before the barrier itself.
+                let n = STARTED.fetch_add(1, Ordering::SeqCst) + 1;
+                super::raw_heavy();
+                DONE.fetch_max(n, Ordering::Release);
+                LEADER.store(false, Ordering::Release);
+                return;
+            }
+            spins += 1;
+            if spins >= super::SHARE_SPIN {
+                // The leader is slow (descheduled): do not depend on it any longer.
+                super::raw_heavy();
+                return;
+            }
+            if spins.is_multiple_of(64) {
+                std::thread::yield_now();
+            } else {
+                core::hint::spin_loop();
+            }
+        }
+    }
+}
+
+#[cfg(any(loom, miri))]
+mod shared {
+    /// Under loom and Miri every caller issues its own (fence) barrier: see `super::heavy`.
+    pub(super) fn heavy() {
+        super::raw_heavy();
+    }
 }
 
 /// Chooses the strategy and registers with membarrier. Called when the first reader thread
@@ -80,8 +172,24 @@ pub(crate) fn init() {
 
 #[cfg(all(test, not(loom)))]
 static HEAVY_COUNT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+#[cfg(all(test, not(loom)))]
+static HEAVY_CALLS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+#[cfg(all(test, not(loom), not(miri)))]
+static SHARED_COUNT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
-/// Number of heavy barriers issued so far (for tests: creating a resource must issue none).
+/// Heavy barriers requested so far (each revoke or batch asks for one), for tests.
+#[cfg(all(test, not(loom)))]
+pub(crate) fn heavy_calls() -> u64 {
+    HEAVY_CALLS.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// Requests served by another thread's barrier so far, for tests.
+#[cfg(all(test, not(loom), not(miri)))]
+pub(crate) fn shared_count() -> u64 {
+    SHARED_COUNT.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// Number of heavy barriers actually issued so far (for tests: creating a resource must issue none).
 #[cfg(all(test, not(loom)))]
 pub(crate) fn heavy_count() -> u64 {
     HEAVY_COUNT.load(core::sync::atomic::Ordering::Relaxed)

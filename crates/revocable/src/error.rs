@@ -28,6 +28,8 @@ use std::vec::Vec;
 pub struct RevokeTimeout {
     pub(crate) waited: Duration,
     pub(crate) holders: Vec<Holder>,
+    /// For a [`RevokeBatch`](crate::RevokeBatch): push indexes of the members still held.
+    pub(crate) members: Vec<usize>,
 }
 
 /// One access that was still held when a `revoke_timeout` expired.
@@ -40,6 +42,7 @@ pub struct Holder {
     pub(crate) held_for: Duration,
     pub(crate) exact: bool,
     pub(crate) location: Option<&'static Location<'static>>,
+    pub(crate) member: Option<usize>,
 }
 
 impl RevokeTimeout {
@@ -56,6 +59,37 @@ impl RevokeTimeout {
     /// How long the revoker waited.
     pub fn waited(&self) -> Duration {
         self.waited
+    }
+
+    /// From a [`RevokeBatch`](crate::RevokeBatch): the push indexes of the members whose value
+    /// was still held (and is dropped by its last holder), in push order. Empty for a single
+    /// resource's revoke.
+    pub fn members(&self) -> &[usize] {
+        &self.members
+    }
+
+    pub(crate) fn empty(waited: Duration) -> Self {
+        RevokeTimeout {
+            waited,
+            holders: Vec::new(),
+            members: Vec::new(),
+        }
+    }
+
+    /// This report, as one about batch member(s) `members`.
+    pub(crate) fn for_members(mut self, members: &[usize]) -> Self {
+        if let [i] = members {
+            for h in &mut self.holders {
+                h.member = Some(*i);
+            }
+        }
+        self.members = members.to_vec();
+        self
+    }
+
+    pub(crate) fn merge(&mut self, other: RevokeTimeout) {
+        self.holders.extend(other.holders);
+        self.members.extend(other.members);
     }
 }
 
@@ -95,10 +129,18 @@ impl Holder {
     pub fn location(&self) -> Option<&'static Location<'static>> {
         self.location
     }
+
+    /// From a [`RevokeBatch`](crate::RevokeBatch): the push index of the member this access holds.
+    pub fn member(&self) -> Option<usize> {
+        self.member
+    }
 }
 
 impl fmt::Display for Holder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(i) = self.member {
+            write!(f, "member {i}: ")?;
+        }
         f.write_str("thread ")?;
         if let Some(n) = &self.thread_name {
             write!(f, "'{n}' ")?;
@@ -138,6 +180,9 @@ impl fmt::Display for RevokeTimeout {
         }
         if n == 0 {
             f.write_str(" (the value's drop is in progress in another thread)")?;
+        }
+        if self.members.len() > 1 || (self.members.len() == 1 && n == 0) {
+            write!(f, " (batch members still held: {:?})", self.members)?;
         }
         Ok(())
     }

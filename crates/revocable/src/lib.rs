@@ -63,6 +63,8 @@ mod sync;
 #[cfg(feature = "std")]
 mod barrier;
 #[cfg(feature = "std")]
+mod batch;
+#[cfg(feature = "std")]
 mod error;
 #[cfg(feature = "std")]
 mod id;
@@ -76,6 +78,8 @@ mod wait;
 #[cfg(not(feature = "std"))]
 mod rundown;
 
+#[cfg(feature = "std")]
+pub use crate::batch::RevokeBatch;
 #[cfg(feature = "std")]
 pub use crate::error::{Holder, RevokeTimeout};
 #[cfg(feature = "std")]

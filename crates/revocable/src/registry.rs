@@ -1,39 +1,56 @@
 //! Per-thread announcement slots: the reader side of the protocol (hazard-pointer style).
 //!
-//! Every thread that ever takes an access owns one [`Record`]: a cache-line-aligned block of slots.
-//! A reader *announces* an access by writing the resource's id (see [`crate::id`]) into its next free
-//! slot, and *retracts* it by writing zero. Nobody else writes a slot, so the read path is plain
-//! stores to memory no other core is writing: no atomic read-modify-write, no shared cache line.
-//! A revoker *scans* every record for its id. Memory is O(1) per resource and O(threads × depth) in
-//! all; a revoke waits only for the slots carrying its own id.
+//! Every thread that ever takes an access owns one *line*: a 64-byte cache line of [`INLINE`]
+//! slots. A reader *announces* an access by writing the resource's id (see [`crate::id`]) into its
+//! next free slot, and *retracts* it by writing zero. Nobody else writes a slot, so the read path is
+//! plain stores to memory no other core is writing: no atomic read-modify-write, no shared cache
+//! line. A revoker *scans* every line for its id (or, for a batch, for any of a set of ids). Memory
+//! is O(1) per resource and O(threads × depth) in all; a revoke waits only for the slots carrying
+//! its own id.
 //!
-//! Records are never freed: a thread that exits hands its record back (status `FREE`) for the next
-//! new thread, unless one of its slots is still in use — only a leaked guard (`mem::forget`,
-//! `Box::leak`) can do that, since guards are `!Send` — in which case the record is `ABANDONED` with
-//! its announcements intact: the leaked guard may have lent `&T` to another thread.
+//! # Layout: a scan that streams
+//! Lines live in [`Block`]s of [`BLOCK_LINES`] contiguous lines (4 KiB), so a scan reads contiguous
+//! memory with independent loads that the prefetcher can stream, instead of chasing a pointer per
+//! thread. Everything a scan does not need per slot — owner names, status, overflow pointers,
+//! `track-holders` metadata — lives in a separate cold array beside each block. A bitmask per block
+//! says which lines are claimed: a scan skips unclaimed lines (all zero by invariant) without
+//! touching them. Lines of threads that nest deeper than [`INLINE`] accesses grow overflow chunks;
+//! a second bitmask marks those lines, so a scan follows overflow pointers only where one exists.
+//!
+//! A line is claimed by setting its bit in `used` and handed back (bit cleared) by its thread at
+//! exit, for the next new thread — unless one of its slots is still in use: only a leaked guard
+//! (`mem::forget`, `Box::leak`) can do that, since guards are `!Send`; the line is then
+//! `ABANDONED` with its announcements intact, since the leaked guard may have lent `&T` to another
+//! thread.
 //!
 //! # Invariants
-//! * Only the owning thread writes a record's slots; scanners only load them.
+//! * Only the owning thread writes a line's slots (and its overflow chunks); scanners only load.
 //! * A non-zero slot holds the id of a resource that this thread accessed and whose access has not
 //!   been retracted.
-//! * The list of records and each record's chain of overflow chunks only grow; nodes are `'static`.
+//! * A line whose `used` bit is clear has every slot (inline and overflow) zero. The owner sets the
+//!   bit before its first announcement and clears it only after checking every slot is zero.
+//! * The list of blocks and each line's chain of overflow chunks only grow; nodes are `'static`.
 
 use core::ptr;
 use std::sync::Mutex;
 
 use crate::barrier;
-use crate::sync::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
+use crate::sync::{fence, AtomicPtr, AtomicU64, AtomicU8, Ordering};
 
-/// Slots in the record itself: one 64-byte line.
+/// Slots in a thread's line: one 64-byte cache line.
 pub(crate) const INLINE: usize = 8;
 /// Slots per overflow chunk, for nesting deeper than [`INLINE`].
 const CHUNK: usize = 16;
+/// Lines per block: one bit each in the block's masks. Small under loom, whose atomics are costly.
+#[cfg(not(loom))]
+const BLOCK_LINES: usize = 64;
+#[cfg(loom)]
+const BLOCK_LINES: usize = 4;
 
 const OWNED: u8 = 0;
-const FREE: u8 = 1;
 const ABANDONED: u8 = 2;
 
-/// Who owns (or owned) a record, for `RevokeTimeout` reports.
+/// Who owns (or owned) a line, for `RevokeTimeout` reports.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Owner {
     pub(crate) name: Option<String>,
@@ -51,17 +68,6 @@ pub(crate) struct Meta {
 }
 
 impl Meta {
-    #[cfg(not(loom))]
-    const fn new() -> Self {
-        Meta {
-            #[cfg(feature = "track-holders")]
-            loc: AtomicPtr::new(ptr::null_mut()),
-            #[cfg(feature = "track-holders")]
-            since_ns: AtomicU64::new(0),
-        }
-    }
-
-    #[cfg(loom)]
     fn new() -> Self {
         Meta {
             #[cfg(feature = "track-holders")]
@@ -72,12 +78,15 @@ impl Meta {
     }
 }
 
-/// One thread's announcement slots. See the module docs for the invariants.
-#[repr(C, align(128))]
-pub(crate) struct Record {
+/// One thread's inline slots: what the read path touches, and what a scan streams over.
+#[repr(C, align(64))]
+pub(crate) struct Line {
     slots: [AtomicU64; INLINE],
+}
+
+/// Everything about a line that only its owner, registration and reports touch.
+struct Cold {
     overflow: AtomicPtr<Chunk>,
-    next: AtomicPtr<Record>,
     status: AtomicU8,
     owner: Mutex<Owner>,
     meta: [Meta; INLINE],
@@ -89,9 +98,41 @@ struct Chunk {
     next: AtomicPtr<Chunk>,
 }
 
-/// The list of all records ever created.
+/// [`BLOCK_LINES`] contiguous lines, the masks that let a scan skip, and the cold data beside.
+///
+/// Invariant: bit `i` of `used` is set iff line `i` is claimed (owned or abandoned); bit `i` of
+/// `overflowed` is set once line `i` ever grew an overflow chunk (never cleared: chunks are kept
+/// for the line's next owner).
+struct Block {
+    lines: [Line; BLOCK_LINES],
+    used: AtomicU64,
+    overflowed: AtomicU64,
+    next: AtomicPtr<Block>,
+    cold: Box<[Cold]>,
+}
+
+/// A thread's claim: its line and that line's cold data (both `'static`).
+#[derive(Clone, Copy)]
+struct Claim {
+    block: &'static Block,
+    index: usize,
+}
+
+impl Claim {
+    fn line(self) -> &'static Line {
+        &self.block.lines[self.index]
+    }
+    fn cold(self) -> &'static Cold {
+        &self.block.cold[self.index]
+    }
+    fn bit(self) -> u64 {
+        1 << self.index
+    }
+}
+
+/// The list of all blocks ever created (newest first).
 pub(crate) struct Registry {
-    head: AtomicPtr<Record>,
+    head: AtomicPtr<Block>,
 }
 
 #[cfg(not(loom))]
@@ -109,50 +150,34 @@ fn registry() -> &'static Registry {
     &R
 }
 
-/// Releases this thread's record when the thread exits.
-struct Handle(core::cell::Cell<*const Record>);
+/// Releases this thread's line when the thread exits.
+struct Handle(core::cell::Cell<Option<Claim>>);
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        let p = self.0.get();
-        if !p.is_null() {
-            // SAFETY: records are 'static (invariant), and this thread owns it.
-            unsafe { release(&*p) };
+        if let Some(c) = self.0.get() {
+            release(c);
         }
     }
 }
 
-/// What `LOCAL` points to before this thread has a record (and after it gave it back): a record
-/// with every inline slot busy, so the fast path needs no null check — it finds no free slot and
-/// falls into `announce_deep`, which registers. It is not in the registry, so scans never see it,
-/// and nothing ever writes to it.
+/// What `LOCAL` points to before this thread has a line (and after it gave it back): a line with
+/// every slot busy, so the fast path needs no null check — it finds no free slot and falls into
+/// `announce_deep`, which registers. It is in no block, so scans never see it, and nothing ever
+/// writes to it.
 #[cfg(not(loom))]
-static SENTINEL: Record = Record {
+static SENTINEL: Line = Line {
     slots: [const { AtomicU64::new(u64::MAX) }; INLINE],
-    overflow: AtomicPtr::new(ptr::null_mut()),
-    next: AtomicPtr::new(ptr::null_mut()),
-    status: AtomicU8::new(OWNED),
-    owner: Mutex::new(Owner {
-        name: None,
-        id: String::new(),
-        os_tid: None,
-        exited: false,
-    }),
-    meta: [const { Meta::new() }; INLINE],
 };
 #[cfg(not(loom))]
-fn sentinel() -> &'static Record {
+fn sentinel() -> &'static Line {
     &SENTINEL
 }
 #[cfg(loom)]
-fn sentinel() -> &'static Record {
+fn sentinel() -> &'static Line {
     loom::lazy_static! {
-        static ref SENTINEL: Record = {
-            let r = Record::new(OWNED);
-            for s in &r.slots {
-                s.store(u64::MAX, Ordering::Relaxed);
-            }
-            r
+        static ref SENTINEL: Line = Line {
+            slots: core::array::from_fn(|_| AtomicU64::new(u64::MAX)),
         };
     }
     &SENTINEL
@@ -160,16 +185,17 @@ fn sentinel() -> &'static Record {
 
 #[cfg(not(loom))]
 std::thread_local! {
-    /// The fast path's pointer to this thread's record, or to the sentinel (no destructor, so
+    /// The fast path's pointer to this thread's line, or to the sentinel (no destructor, so
     /// always accessible; const-initialised, so no lazy-init check).
-    static LOCAL: core::cell::Cell<*const Record> =
+    static LOCAL: core::cell::Cell<*const Line> =
         const { core::cell::Cell::new(&raw const SENTINEL) };
-    static HANDLE: Handle = const { Handle(core::cell::Cell::new(ptr::null())) };
+    /// This thread's claim (the line's block and index), released at thread exit.
+    static HANDLE: Handle = const { Handle(core::cell::Cell::new(None)) };
 }
 #[cfg(loom)]
 loom::thread_local! {
-    static LOCAL: core::cell::Cell<*const Record> = core::cell::Cell::new(sentinel());
-    static HANDLE: Handle = Handle(core::cell::Cell::new(ptr::null()));
+    static LOCAL: core::cell::Cell<*const Line> = core::cell::Cell::new(sentinel());
+    static HANDLE: Handle = Handle(core::cell::Cell::new(None));
 }
 
 /// An announcement in place: which slot to clear when the access ends.
@@ -177,25 +203,44 @@ pub(crate) struct Token {
     slot: &'static AtomicU64,
 }
 
-impl Record {
-    fn new(status: u8) -> Self {
-        Self {
-            slots: core::array::from_fn(|_| AtomicU64::new(0)),
-            overflow: AtomicPtr::new(ptr::null_mut()),
+impl Block {
+    fn new() -> Self {
+        Block {
+            lines: core::array::from_fn(|_| Line {
+                slots: core::array::from_fn(|_| AtomicU64::new(0)),
+            }),
+            used: AtomicU64::new(0),
+            overflowed: AtomicU64::new(0),
             next: AtomicPtr::new(ptr::null_mut()),
-            status: AtomicU8::new(status),
-            owner: Mutex::new(Owner::default()),
-            meta: core::array::from_fn(|_| Meta::new()),
+            cold: (0..BLOCK_LINES)
+                .map(|_| Cold {
+                    overflow: AtomicPtr::new(ptr::null_mut()),
+                    status: AtomicU8::new(OWNED),
+                    owner: Mutex::new(Owner::default()),
+                    meta: core::array::from_fn(|_| Meta::new()),
+                })
+                .collect(),
         }
     }
 
+    /// Lines claimed now (a snapshot; see the invariant for why skipping the others is sound).
+    #[inline]
+    fn used(&self) -> u64 {
+        // Relaxed: a line claimed by a reader whose announcement the revoker's heavy barrier made
+        // visible was claimed earlier in that reader's program order, so the claim is visible too
+        // (the same barrier pair orders it).
+        self.used.load(Ordering::Relaxed)
+    }
+}
+
+impl Claim {
     /// Slot `i` and its metadata, allocating overflow chunks on the way if `grow` (owner only).
-    fn slot(&'static self, i: usize, grow: bool) -> Option<(&'static AtomicU64, &'static Meta)> {
+    fn slot(self, i: usize, grow: bool) -> Option<(&'static AtomicU64, &'static Meta)> {
         if i < INLINE {
-            return Some((&self.slots[i], &self.meta[i]));
+            return Some((&self.line().slots[i], &self.cold().meta[i]));
         }
         let mut j = i - INLINE;
-        let mut link = &self.overflow;
+        let mut link = &self.cold().overflow;
         loop {
             // Acquire: pairs with the Release publication below, so a chunk's slots are initialised.
             let mut c = link.load(Ordering::Acquire);
@@ -209,8 +254,12 @@ impl Record {
                     next: AtomicPtr::new(ptr::null_mut()),
                 });
                 c = Box::into_raw(fresh);
-                // Only the owner appends, so a plain Release store publishes it.
+                // Only the owner appends, so a plain Release store publishes it. The mask bit is
+                // set before the chunk's first announcement (program order), see `Block::used`.
                 link.store(c, Ordering::Release);
+                self.block
+                    .overflowed
+                    .fetch_or(self.bit(), Ordering::Release);
             }
             // SAFETY: chunks are never freed (invariant) and were initialised before publication.
             let chunk: &'static Chunk = unsafe { &*c };
@@ -222,75 +271,97 @@ impl Record {
         }
     }
 
-    /// Calls `f` on every slot and its metadata (scanners and the owner).
-    fn for_each_slot(&'static self, mut f: impl FnMut(&'static AtomicU64, &'static Meta)) {
-        for (s, m) in self.slots.iter().zip(&self.meta) {
+    /// Calls `f` on every slot and its metadata (reports and the owner: not the fast scan).
+    fn for_each_slot(self, mut f: impl FnMut(&'static AtomicU64, &'static Meta)) {
+        for (s, m) in self.line().slots.iter().zip(&self.cold().meta) {
             f(s, m);
         }
-        let mut c = self.overflow.load(Ordering::Acquire);
-        while !c.is_null() {
-            // SAFETY: chunks are never freed and are initialised before publication.
-            let chunk: &'static Chunk = unsafe { &*c };
+        for_each_overflow(self.cold(), |chunk| {
             for (s, m) in chunk.slots.iter().zip(&chunk.meta) {
                 f(s, m);
             }
-            c = chunk.next.load(Ordering::Acquire);
-        }
+        });
     }
 }
 
-/// This thread's record, or the sentinel if it has none yet.
+fn for_each_overflow(cold: &'static Cold, mut f: impl FnMut(&'static Chunk)) {
+    let mut c = cold.overflow.load(Ordering::Acquire);
+    while !c.is_null() {
+        // SAFETY: chunks are never freed and are initialised before publication.
+        let chunk: &'static Chunk = unsafe { &*c };
+        f(chunk);
+        c = chunk.next.load(Ordering::Acquire);
+    }
+}
+
+/// This thread's line, or the sentinel if it has none yet.
 #[inline(always)]
-fn local() -> &'static Record {
-    // SAFETY: LOCAL only ever holds the sentinel or a 'static record owned by this thread.
+fn local() -> &'static Line {
+    // SAFETY: LOCAL only ever holds the sentinel or a 'static line owned by this thread.
     unsafe { &*LOCAL.with(|c| c.get()) }
+}
+
+/// This thread's claim, if it has a line.
+fn local_claim() -> Option<Claim> {
+    HANDLE.try_with(|h| h.0.get()).ok().flatten()
 }
 
 #[cold]
 #[inline(never)]
-fn register() -> &'static Record {
+fn register() -> Claim {
     barrier::init();
-    let reg = registry();
-    let mut p = reg.head.load(Ordering::Acquire);
-    let rec: &'static Record = loop {
-        if p.is_null() {
-            let rec: &'static Record = Box::leak(Box::new(Record::new(OWNED)));
-            let mut head = reg.head.load(Ordering::Relaxed);
-            loop {
-                rec.next.store(head, Ordering::Relaxed);
-                // Release: publishes the record's initialised fields to scanners (Acquire on head).
-                match reg.head.compare_exchange_weak(
-                    head,
-                    rec as *const Record as *mut Record,
-                    Ordering::Release,
-                    Ordering::Relaxed,
-                ) {
-                    Ok(_) => break,
-                    Err(h) => head = h,
-                }
-            }
-            break rec;
-        }
-        // SAFETY: records are never freed.
-        let r: &'static Record = unsafe { &*p };
-        // Acquire: the previous owner's last writes (slots all zero) happen before ours.
-        if r.status.load(Ordering::Relaxed) == FREE
-            && r.status
-                .compare_exchange(FREE, OWNED, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-        {
-            break r;
-        }
-        p = r.next.load(Ordering::Relaxed);
-    };
-    *rec.owner.lock().unwrap_or_else(|e| e.into_inner()) = current_owner();
-    LOCAL.with(|c| c.set(rec));
-    // If the thread is already tearing down its thread-locals, the record can't be handed back at
-    // exit: it stays OWNED (never reused, scanned by every revoke). Only code that accesses a
+    let claim = claim_line();
+    *claim.cold().owner.lock().unwrap_or_else(|e| e.into_inner()) = current_owner();
+    claim.cold().status.store(OWNED, Ordering::Relaxed);
+    LOCAL.with(|c| c.set(claim.line()));
+    // If the thread is already tearing down its thread-locals, the line can't be handed back at
+    // exit: it stays claimed (never reused, scanned by every revoke). Only code that accesses a
     // resource from a TLS destructor that runs after ours pays this, once per thread: a thread
     // pool doing so on every thread grows the registry (known limitation).
-    let _ = HANDLE.try_with(|h| h.0.set(rec));
-    rec
+    let _ = HANDLE.try_with(|h| h.0.set(Some(claim)));
+    claim
+}
+
+/// Finds a free line (setting its bit) or adds a block.
+fn claim_line() -> Claim {
+    let reg = registry();
+    let mut p = reg.head.load(Ordering::Acquire);
+    while !p.is_null() {
+        // SAFETY: blocks are never freed.
+        let block: &'static Block = unsafe { &*p };
+        let mut used = block.used.load(Ordering::Relaxed);
+        while used != u64::MAX >> (64 - BLOCK_LINES) {
+            let index = (!used).trailing_zeros() as usize;
+            // Acquire: the previous owner's last writes (slots all zero) happen before ours.
+            match block.used.compare_exchange_weak(
+                used,
+                used | 1 << index,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Claim { block, index },
+                Err(u) => used = u,
+            }
+        }
+        p = block.next.load(Ordering::Relaxed);
+    }
+    let block: &'static Block = Box::leak(Box::new(Block::new()));
+    // Line 0 is ours before anyone can see the block.
+    block.used.store(1, Ordering::Relaxed);
+    let mut head = reg.head.load(Ordering::Relaxed);
+    loop {
+        block.next.store(head, Ordering::Relaxed);
+        // Release: publishes the block's initialised fields to scanners (Acquire on head).
+        match reg.head.compare_exchange_weak(
+            head,
+            block as *const Block as *mut Block,
+            Ordering::Release,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => return Claim { block, index: 0 },
+            Err(h) => head = h,
+        }
+    }
 }
 
 fn current_owner() -> Owner {
@@ -311,21 +382,21 @@ fn os_tid() -> Option<i64> {
     None
 }
 
-/// Thread exit: hand the record back, or abandon it with its (leaked) announcements intact.
-fn release(rec: &'static Record) {
-    let _ = LOCAL.try_with(|c| c.set(sentinel()));
+/// Thread exit: hand the line back, or abandon it with its (leaked) announcements intact.
+fn release(c: Claim) {
+    let _ = LOCAL.try_with(|l| l.set(sentinel()));
     let mut busy = false;
-    rec.for_each_slot(|s, _| busy |= s.load(Ordering::Relaxed) != 0);
-    let mut owner = rec.owner.lock().unwrap_or_else(|e| e.into_inner());
+    c.for_each_slot(|s, _| busy |= s.load(Ordering::Relaxed) != 0);
+    let mut owner = c.cold().owner.lock().unwrap_or_else(|e| e.into_inner());
     if busy {
         owner.exited = true;
         drop(owner);
-        rec.status.store(ABANDONED, Ordering::Release);
+        c.cold().status.store(ABANDONED, Ordering::Relaxed);
     } else {
         *owner = Owner::default();
         drop(owner);
-        // Release: our last writes happen before the next owner's Acquire claim.
-        rec.status.store(FREE, Ordering::Release);
+        // Release: our last writes (all slots zero) happen before the next owner's Acquire claim.
+        c.block.used.fetch_and(!c.bit(), Ordering::Release);
     }
 }
 
@@ -338,28 +409,36 @@ fn release(rec: &'static Record) {
 #[inline(always)]
 #[cfg_attr(feature = "track-holders", track_caller)]
 pub(crate) fn announce(id: u64) -> Token {
-    let rec = local();
+    let line = local();
     // The common case, a first (non-nested) access, is straight-line code: every taken branch
     // costs a cycle on the read path.
-    let first = &rec.slots[0];
+    let first = &line.slots[0];
     // Our own slot: only we write it, so this reads our own last store.
     if first.load(Ordering::Relaxed) == 0 {
-        return claim(first, &rec.meta[0], id);
+        return claim(first, 0, id);
     }
     core::hint::cold_path();
-    for (slot, meta) in rec.slots.iter().zip(&rec.meta).skip(1) {
+    for (i, slot) in line.slots.iter().enumerate().skip(1) {
         if slot.load(Ordering::Relaxed) == 0 {
-            return claim(slot, meta, id);
+            return claim(slot, i, id);
         }
     }
-    announce_deep(rec, id)
+    announce_deep(line, id)
 }
 
-/// Writes `id` into the free `slot`, then the light barrier.
+/// Writes `id` into the free inline `slot` (index `i`), then the light barrier.
 #[inline(always)]
 #[cfg_attr(feature = "track-holders", track_caller)]
-fn claim(slot: &'static AtomicU64, meta: &'static Meta, id: u64) -> Token {
-    track(meta);
+fn claim(slot: &'static AtomicU64, _i: usize, id: u64) -> Token {
+    #[cfg(feature = "track-holders")]
+    if let Some(c) = local_claim() {
+        track(&c.cold().meta[_i]);
+    }
+    publish(slot, id)
+}
+
+#[inline(always)]
+fn publish(slot: &'static AtomicU64, id: u64) -> Token {
     // Relaxed: ordering against the revoked-flag load comes from the barrier pair (light here,
     // heavy in the revoker), see `barrier`.
     slot.store(id, Ordering::Relaxed);
@@ -367,21 +446,21 @@ fn claim(slot: &'static AtomicU64, meta: &'static Meta, id: u64) -> Token {
     Token { slot }
 }
 
-/// Slow path: this thread has no record yet (`rec` is the sentinel), or it nests deeper than the
+/// Slow path: this thread has no line yet (`line` is the sentinel), or it nests deeper than the
 /// inline slots. Takes the lowest free slot, growing only when all are busy, so that live
 /// accesses, not the history of drops, bound the slots in use.
 #[cold]
 #[inline(never)]
 #[cfg_attr(feature = "track-holders", track_caller)]
-fn announce_deep(rec: &'static Record, id: u64) -> Token {
-    let rec = if ptr::eq(rec, sentinel()) {
+fn announce_deep(line: &'static Line, id: u64) -> Token {
+    let c = if ptr::eq(line, sentinel()) {
         register()
     } else {
-        rec
+        local_claim().unwrap_or_else(|| orphan_claim(line))
     };
     let mut idx = 0;
-    let (slot, meta) = loop {
-        let (s, m) = rec
+    let (slot, _meta) = loop {
+        let (s, m) = c
             .slot(idx, true)
             .expect("growing slot lookup always succeeds");
         if s.load(Ordering::Relaxed) == 0 {
@@ -389,7 +468,22 @@ fn announce_deep(rec: &'static Record, id: u64) -> Token {
         }
         idx += 1;
     };
-    claim(slot, meta, id)
+    track(_meta);
+    publish(slot, id)
+}
+
+/// The claim of this thread's `line` when `HANDLE` is no longer accessible (thread teardown):
+/// found by address among the blocks.
+#[cold]
+fn orphan_claim(line: &'static Line) -> Claim {
+    let mut found = None;
+    for_each_block(|block| {
+        let base = block.lines.as_ptr();
+        if let Some(index) = (0..BLOCK_LINES).find(|&i| ptr::eq(base.wrapping_add(i), line)) {
+            found = Some(Claim { block, index });
+        }
+    });
+    found.expect("a thread's line is in a block")
 }
 
 #[inline(always)]
@@ -419,30 +513,134 @@ fn epoch() -> std::time::Instant {
 /// Retracts an announcement; ends with the reader's light barrier.
 #[inline(always)]
 pub(crate) fn retract(t: &Token) {
-    // Release: every use of the resource in this access happens before a scanner that sees zero.
+    // Release: every use of the resource in this access happens before a scanner that sees zero
+    // (the scanner's Acquire fence after its Relaxed loads, see `scan`).
     t.slot.store(0, Ordering::Release);
     barrier::light();
 }
 
 /// Whether this thread holds (or leaked) an access to `id`.
 pub(crate) fn held_here(id: u64) -> bool {
-    let rec = local();
-    if ptr::eq(rec, sentinel()) {
+    let line = local();
+    if ptr::eq(line, sentinel()) {
         return false;
     }
+    if line.slots.iter().any(|s| s.load(Ordering::Relaxed) == id) {
+        return true;
+    }
+    let Some(c) = local_claim() else {
+        return false;
+    };
     let mut held = false;
-    rec.for_each_slot(|s, _| held |= s.load(Ordering::Relaxed) == id);
+    for_each_overflow(c.cold(), |chunk| {
+        held |= chunk.slots.iter().any(|s| s.load(Ordering::Relaxed) == id);
+    });
     held
 }
 
-/// Counts the announcements of `id` in all records.
+/// Streams over every claimed slot and calls `f` with each non-zero value. Ends with an Acquire
+/// fence: every retract (Release) this scan saw as zero happens before the caller's next step.
+#[inline]
+fn scan(mut f: impl FnMut(u64)) {
+    for_each_block(|block| {
+        let mut used = block.used();
+        while used != 0 {
+            let i = used.trailing_zeros() as usize;
+            used &= used - 1;
+            let s = &block.lines[i].slots;
+            // Independent Relaxed loads of one line; most lines are all zero, so OR them first.
+            let v: [u64; INLINE] = core::array::from_fn(|k| s[k].load(Ordering::Relaxed));
+            if v.iter().fold(0, |a, &x| a | x) != 0 {
+                v.iter().filter(|&&x| x != 0).for_each(|&x| f(x));
+            }
+        }
+        let mut over = block.overflowed.load(Ordering::Acquire) & block.used();
+        while over != 0 {
+            let i = over.trailing_zeros() as usize;
+            over &= over - 1;
+            for_each_overflow(&block.cold[i], |chunk| {
+                for s in &chunk.slots {
+                    let x = s.load(Ordering::Relaxed);
+                    if x != 0 {
+                        f(x);
+                    }
+                }
+            });
+        }
+    });
+    // Acquire: pairs with `retract`'s Release (fence-to-store synchronisation through the loads
+    // above that read zero or a later value).
+    fence(Ordering::Acquire);
+}
+
+/// Counts the announcements of `id` in all lines.
 pub(crate) fn count(id: u64) -> usize {
     let mut n = 0;
-    for_each_record(|rec| {
-        // Acquire: pairs with `retract`'s Release, see there.
-        rec.for_each_slot(|s, _| n += usize::from(s.load(Ordering::Acquire) == id));
-    });
+    scan(|x| n += usize::from(x == id));
     n
+}
+
+/// Counts, in one scan, the announcements of every id in `set`: `counts[set.index(id)]`.
+pub(crate) fn count_set(set: &TagSet, counts: &mut [u32]) {
+    counts.iter_mut().for_each(|c| *c = 0);
+    scan(|x| {
+        if let Some(i) = set.index(x) {
+            counts[i] += 1;
+        }
+    });
+}
+
+/// A set of resource ids with a dense index each: an open-addressing table sized to a power of
+/// two at least twice the number of ids (so a probe for an absent id ends at the first gap after
+/// ~1.5 slots on average). Ids are never zero, so zero marks an empty bucket.
+pub(crate) struct TagSet {
+    keys: Vec<u64>,
+    vals: Vec<u32>,
+    mask: usize,
+}
+
+impl TagSet {
+    /// The set of `tags` (distinct, non-zero); `tags[i]` gets index `i`.
+    pub(crate) fn new(tags: &[u64]) -> Self {
+        let cap = (tags.len() * 2).next_power_of_two().max(2);
+        let mut set = TagSet {
+            keys: vec![0; cap],
+            vals: vec![0; cap],
+            mask: cap - 1,
+        };
+        for (i, &t) in tags.iter().enumerate() {
+            debug_assert!(t != 0);
+            let mut b = Self::hash(t) & set.mask;
+            while set.keys[b] != 0 {
+                b = (b + 1) & set.mask;
+            }
+            set.keys[b] = t;
+            set.vals[b] = i as u32;
+        }
+        set
+    }
+
+    #[inline]
+    fn hash(t: u64) -> usize {
+        // Fibonacci hashing: ids are sequential (shifted), so spread them over the table.
+        (t.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize
+    }
+
+    /// The index of `t`, if it is in the set.
+    #[inline]
+    pub(crate) fn index(&self, t: u64) -> Option<usize> {
+        let mut b = Self::hash(t) & self.mask;
+        loop {
+            let k = self.keys[b];
+            if k == t {
+                return Some(self.vals[b] as usize);
+            }
+            if k == 0 {
+                return None;
+            }
+            b = (b + 1) & self.mask;
+        }
+    }
 }
 
 /// One remaining holder, as seen by a scan.
@@ -455,10 +653,15 @@ pub(crate) struct Seen {
 /// Describes every announcement of `id` (for `RevokeTimeout`).
 pub(crate) fn holders(id: u64) -> Vec<Seen> {
     let mut out = Vec::new();
-    for_each_record(|rec| {
-        rec.for_each_slot(|s, _m| {
+    for_each_claim(|c| {
+        c.for_each_slot(|s, _m| {
             if s.load(Ordering::Acquire) == id {
-                let owner = rec.owner.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let owner = c
+                    .cold()
+                    .owner
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
                 #[cfg(feature = "track-holders")]
                 let since = {
                     let loc = _m.loc.load(Ordering::Relaxed);
@@ -481,24 +684,35 @@ pub(crate) fn holders(id: u64) -> Vec<Seen> {
     out
 }
 
-fn for_each_record(mut f: impl FnMut(&'static Record)) {
-    // Acquire: pairs with the Release push in `register`.
+fn for_each_block(mut f: impl FnMut(&'static Block)) {
+    // Acquire: pairs with the Release push in `claim_line`.
     let mut p = registry().head.load(Ordering::Acquire);
     while !p.is_null() {
-        // SAFETY: records are never freed.
-        let r: &'static Record = unsafe { &*p };
-        f(r);
-        p = r.next.load(Ordering::Relaxed);
+        // SAFETY: blocks are never freed.
+        let b: &'static Block = unsafe { &*p };
+        f(b);
+        p = b.next.load(Ordering::Relaxed);
     }
 }
 
-/// Records in the registry, and how many are owned by live threads (tests and diagnostics).
+fn for_each_claim(mut f: impl FnMut(Claim)) {
+    for_each_block(|block| {
+        let mut used = block.used();
+        while used != 0 {
+            let index = used.trailing_zeros() as usize;
+            used &= used - 1;
+            f(Claim { block, index });
+        }
+    });
+}
+
+/// Lines in the registry, and how many are claimed (tests and diagnostics).
 #[cfg(all(test, not(loom)))]
 pub(crate) fn record_stats() -> (usize, usize) {
-    let (mut all, mut owned) = (0, 0);
-    for_each_record(|r| {
-        all += 1;
-        owned += usize::from(r.status.load(Ordering::Relaxed) == OWNED);
+    let (mut all, mut claimed) = (0, 0);
+    for_each_block(|b| {
+        all += BLOCK_LINES;
+        claimed += b.used().count_ones() as usize;
     });
-    (all, owned)
+    (all, claimed)
 }

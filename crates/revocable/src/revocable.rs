@@ -57,6 +57,9 @@ const WAITING: u64 = 4;
 const CLAIMED: u64 = 8;
 const DROPPED: u64 = 16;
 const DROP_WAITERS: u64 = 32;
+/// With `WAITING`: the waiter is a [`RevokeBatch`](crate::RevokeBatch) sleeping on the shared batch
+/// futex word ([`wait::batch_seq`]), not on this resource's `seq`.
+const BATCH: u64 = 64;
 
 /// A value that its owner can revoke while others may be using it.
 ///
@@ -352,8 +355,7 @@ impl<T> Revocable<T> {
             }
             // Timed out: hand the drop over to the last holder, then look once more, since a holder
             // that saw WAITING may have left just now without scanning.
-            self.word.fetch_and(!WAITING, Ordering::Relaxed);
-            fence(Ordering::SeqCst);
+            self.hand_over();
             if registry::count(tag) == 0 {
                 if self.finish() {
                     return Ok(true);
@@ -385,9 +387,14 @@ impl<T> Revocable<T> {
         let w = self.word.load(Ordering::Acquire);
         let s = w & STATE;
         if s & WAITING != 0 {
+            let seq = if s & BATCH != 0 {
+                wait::batch_seq()
+            } else {
+                &self.seq
+            };
             // Release: our retract happens before the revoker's Acquire load of `seq`.
-            self.seq.fetch_add(1, Ordering::Release);
-            wait::wake_all(&self.seq);
+            seq.fetch_add(1, Ordering::Release);
+            wait::wake_all(seq);
         } else if s & SCANNED != 0 && s & CLAIMED == 0 && registry::count(w & !STATE) == 0 {
             self.finish();
         }
@@ -403,6 +410,14 @@ impl<T> Revocable<T> {
             core::hint::cold_path();
             self.leave_slow(s);
         }
+    }
+
+    /// Stops waiting: clears `WAITING` (and `BATCH`) so that the last holder drops the value, then
+    /// a full fence, so that a holder that saw `WAITING` and left without scanning is visible to
+    /// the caller's next scan (pairs with the fence in `leave_slow`).
+    fn hand_over(&self) {
+        self.word.fetch_and(!(WAITING | BATCH), Ordering::Relaxed);
+        fence(Ordering::SeqCst);
     }
 
     /// Drops the value if nobody else has claimed that job; returns whether we did.
@@ -469,9 +484,82 @@ impl<T> Revocable<T> {
                 held_for: seen.since.map_or(waited, |(d, _)| d),
                 exact: seen.since.is_some(),
                 location: seen.since.map(|(_, l)| l),
+                member: None,
             })
             .collect();
-        RevokeTimeout { waited, holders }
+        RevokeTimeout {
+            waited,
+            holders,
+            members: Vec::new(),
+        }
+    }
+}
+
+/// What a [`RevokeBatch`](crate::RevokeBatch) needs of a member, whatever its `T`: the steps of
+/// `revoke_internal`, one at a time, so that one heavy barrier and one scan serve every member.
+pub(crate) trait Member {
+    /// What the member's readers announce.
+    fn tag(&self) -> u64;
+    /// The winning state change (`REVOKED`, plus `WAITING | BATCH` if `sync`): true for the one
+    /// caller, batched or not, that makes it.
+    fn begin(&self, sync: bool) -> bool;
+    /// After the heavy barrier: from here on, leaving holders may finish the job.
+    fn mark_scanned(&self);
+    /// Drops the value unless someone else claimed that; whether we did.
+    fn finish(&self) -> bool;
+    /// A waiting winner gives up waiting: the last holder drops the value (`WAITING` cleared).
+    fn hand_over(&self);
+    /// Waits until the value is dropped by whoever is responsible.
+    fn wait_dropped(
+        &self,
+        start: Option<Instant>,
+        timeout: Option<Duration>,
+    ) -> Result<(), RevokeTimeout>;
+    /// Who still holds the member.
+    fn timeout_report(&self, start: Option<Instant>) -> RevokeTimeout;
+}
+
+impl<T> Member for Revocable<T> {
+    fn tag(&self) -> u64 {
+        Revocable::tag(self)
+    }
+
+    fn begin(&self, sync: bool) -> bool {
+        let flags = if sync {
+            REVOKED | WAITING | BATCH
+        } else {
+            REVOKED
+        };
+        let tag = self.tag();
+        // SeqCst: precedes the heavy barrier's bookkeeping in the single total order, which is
+        // what lets a barrier started later by another thread cover it (see `barrier::heavy`).
+        self.word
+            .compare_exchange(tag, tag | flags, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    fn mark_scanned(&self) {
+        self.word.fetch_or(SCANNED, Ordering::Relaxed);
+    }
+
+    fn finish(&self) -> bool {
+        Revocable::finish(self)
+    }
+
+    fn hand_over(&self) {
+        Revocable::hand_over(self)
+    }
+
+    fn wait_dropped(
+        &self,
+        start: Option<Instant>,
+        timeout: Option<Duration>,
+    ) -> Result<(), RevokeTimeout> {
+        Revocable::wait_dropped(self, start, timeout)
+    }
+
+    fn timeout_report(&self, start: Option<Instant>) -> RevokeTimeout {
+        Revocable::timeout_report(self, start)
     }
 }
 
@@ -479,7 +567,7 @@ impl<T> Revocable<T> {
 /// (the kernel's `synchronize_srcu()` inside a read section); say so instead of hanging.
 #[cold]
 #[track_caller]
-fn self_deadlock() -> ! {
+pub(crate) fn self_deadlock() -> ! {
     panic!(
         "revocable: revoke() called by a thread that still holds an access to the same resource \
          (a live or leaked guard): it would wait for itself forever; drop the guard first, or use \
@@ -487,7 +575,7 @@ fn self_deadlock() -> ! {
     )
 }
 
-fn remaining(start: Option<Instant>, timeout: Option<Duration>) -> Option<Duration> {
+pub(crate) fn remaining(start: Option<Instant>, timeout: Option<Duration>) -> Option<Duration> {
     Some(timeout?.saturating_sub(start?.elapsed()))
 }
 

@@ -24,6 +24,22 @@ pub(crate) enum Woken {
     TimedOut,
 }
 
+/// The futex word every waiting [`RevokeBatch`](crate::RevokeBatch) sleeps on: a holder leaving a
+/// member of a waiting batch bumps it and wakes all (a batch cannot sleep on each member's own
+/// word at once). Shared by all batches, so a wake may be for another batch: waiters re-scan.
+#[cfg(not(loom))]
+pub(crate) fn batch_seq() -> &'static AtomicU32 {
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    &SEQ
+}
+#[cfg(loom)]
+pub(crate) fn batch_seq() -> &'static AtomicU32 {
+    loom::lazy_static! {
+        static ref SEQ: AtomicU32 = AtomicU32::new(0);
+    }
+    &SEQ
+}
+
 #[cfg(all(target_os = "linux", not(loom)))]
 pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> Woken {
     let ts = timeout.map(|d| libc::timespec {

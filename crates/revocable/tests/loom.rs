@@ -17,7 +17,7 @@ use loom::cell::UnsafeCell;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
-use revocable::Revocable;
+use revocable::{Revocable, RevokeBatch};
 
 struct Res {
     cell: UnsafeCell<usize>,
@@ -178,6 +178,114 @@ fn two_holders_and_a_deferred_revoke() {
         for t in ts {
             t.join().unwrap();
         }
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    });
+}
+
+/// A waiting batch whose two members are each held by another thread: each member's value is
+/// dropped only after its own holder is done, the batch returns after both drops, and the last
+/// holder's wake of the shared batch word is never lost (a lost one spins forever: loom reports).
+#[test]
+fn batch_vs_holders_of_two_members() {
+    model_bounded(2, || {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let a = Arc::new(Revocable::new(Res::new(&drops)));
+        let b = Arc::new(Revocable::new(Res::new(&drops)));
+        let ts: Vec<_> = [a.clone(), b.clone()]
+            .into_iter()
+            .map(|r| {
+                thread::spawn(move || {
+                    if let Some(g) = r.try_access() {
+                        g.read();
+                    }
+                })
+            })
+            .collect();
+        let mut batch = RevokeBatch::new();
+        batch.push(&*a);
+        batch.push(&*b);
+        assert_eq!(batch.revoke(), [true, true]);
+        assert_eq!(drops.load(Ordering::SeqCst), 2);
+        for t in ts {
+            t.join().unwrap();
+        }
+    });
+}
+
+/// A batch racing a single revoker of one of its members and a reader of it: exactly one winner
+/// for the shared member, every waiting caller returns after that member's drop.
+#[test]
+fn batch_races_a_single_revoker_and_a_reader() {
+    model_bounded(2, || {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let a = Arc::new(Revocable::new(Res::new(&drops)));
+        let b = Arc::new(Revocable::new(Res::new(&drops)));
+        let (a2, d2) = (a.clone(), drops.clone());
+        let single = thread::spawn(move || {
+            let won = a2.revoke();
+            assert!(d2.load(Ordering::SeqCst) >= 1, "returned before a's drop");
+            won
+        });
+        let a3 = a.clone();
+        let reader = thread::spawn(move || {
+            if let Some(g) = a3.try_access() {
+                g.read();
+            }
+        });
+        let mut batch = RevokeBatch::new();
+        batch.push(&*a);
+        batch.push(&*b);
+        let won = batch.revoke();
+        assert_eq!(drops.load(Ordering::SeqCst), 2);
+        assert!(won[1]);
+        assert!(won[0] ^ single.join().unwrap(), "exactly one winner for a");
+        reader.join().unwrap();
+    });
+}
+
+/// A deferred batch with a holder of one member: the held one is dropped by the holder after its
+/// read, the other before the batch returns; exactly once each.
+#[test]
+fn deferred_batch_and_a_holder() {
+    model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let a = Arc::new(Revocable::new(Res::new(&drops)));
+        let b = Arc::new(Revocable::new(Res::new(&drops)));
+        let b2 = b.clone();
+        let t = thread::spawn(move || {
+            if let Some(g) = b2.try_access() {
+                g.read();
+            }
+        });
+        let mut batch = RevokeBatch::new();
+        batch.push(&*a);
+        batch.push(&*b);
+        assert_eq!(batch.revoke_deferred(), [true, true]);
+        assert!(
+            drops.load(Ordering::SeqCst) >= 1,
+            "a dropped before returning"
+        );
+        t.join().unwrap();
+        assert_eq!(drops.load(Ordering::SeqCst), 2);
+    });
+}
+
+/// A timed-out batch (loom expires deadlines at once) hands its held member to the last holder.
+#[test]
+fn timed_out_batch_hands_over() {
+    model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let a = Arc::new(Revocable::new(Res::new(&drops)));
+        let a2 = a.clone();
+        let t = thread::spawn(move || {
+            if let Some(g) = a2.try_access() {
+                g.read();
+            }
+        });
+        let mut batch = RevokeBatch::new();
+        batch.push(&*a);
+        let _ = batch.revoke_timeout(std::time::Duration::from_millis(1));
+        t.join().unwrap();
         assert_eq!(drops.load(Ordering::SeqCst), 1);
     });
 }

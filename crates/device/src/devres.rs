@@ -106,3 +106,17 @@ impl<T: Send + Sync + 'static> Devres<T> {
         self.res.watch_revoke(waiter)
     }
 }
+
+impl<T: Send + Sync + 'static> crate::device::Release for Arc<Resource<T>> {
+    fn push<'a>(&'a self, batch: &mut revocable::RevokeBatch<'a>) {
+        batch.push(self.revocable());
+    }
+    fn revoke_alone(&self) {
+        self.revocable().revoke();
+    }
+    fn after(self: Box<Self>) {
+        // Sleepers never hold access, so waking them after the drop loses nothing; they retry
+        // and fail with ENODEV (as `Resource::revoke` does).
+        self.wake_watchers();
+    }
+}

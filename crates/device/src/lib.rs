@@ -5,8 +5,11 @@
 //!
 //! Hot-unplug, end to end: `unbind` runs the driver's remove, then releases in reverse: the misc
 //! registration (no new open of the name; opens in progress finish first), then the devres
-//! resources (open files fail with `ENODEV`, blocked readers and pollers are woken). A re-bind
-//! creates fresh resources; files opened before keep failing, they never see the new instance.
+//! resources (open files fail with `ENODEV`, blocked readers and pollers are woken). Consecutive
+//! revocations — `Devres` and misc gates registered with [`BoundDevice::add_misc`] — are revoked
+//! as one [`revocable::RevokeBatch`]: one heavy barrier and one scan for the whole run, not one
+//! per resource. A re-bind creates fresh resources; files opened before keep failing, they never
+//! see the new instance.
 //!
 //! # Example
 //!
@@ -35,7 +38,7 @@
 //!             name: "cros_ec".into(), minor: MISC_DYNAMIC_MINOR, fops: Arc::new(EcFops),
 //!             resources: fw.resource().clone(), parent: Some(dev.device().clone()),
 //!         })?;
-//!         dev.add_action(move || reg.deregister());
+//!         dev.add_misc(reg); // deregistered at unbind, its gate revoked with the Devres
 //!         Ok(())
 //!     }
 //! }

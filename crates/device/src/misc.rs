@@ -340,26 +340,59 @@ impl MiscRegistration {
     }
 
     fn do_deregister(&mut self) {
-        let Some(entry) = self.entry.take() else {
+        self.unlink();
+        if let Some(entry) = &self.entry {
+            // Waits for opens in progress; later ones fail with ENODEV.
+            entry.live.revoke();
+        }
+        self.report();
+    }
+
+    /// Removes the entry from the table: no new lookup finds the device.
+    fn unlink(&mut self) {
+        let Some(entry) = &self.entry else {
             return;
         };
-        let reg = self.registry.upgrade();
-        if let Some(reg) = &reg {
+        if let Some(reg) = self.registry.upgrade() {
             let mut t = reg.table.write().unwrap_or_else(|p| p.into_inner());
             // Remove only our own entry (the name cannot have been reused while we hold it).
             if t.by_name
                 .get(&entry.info.name)
-                .is_some_and(|e| Arc::ptr_eq(e, &entry))
+                .is_some_and(|e| Arc::ptr_eq(e, entry))
             {
                 t.by_name.remove(&entry.info.name);
                 t.by_minor.remove(&entry.info.minor);
             }
         }
-        // Waits for opens in progress; later ones fail with ENODEV.
-        entry.live.revoke();
-        if let Some(reg) = reg {
+    }
+
+    /// After the gate's revocation: forget the entry and tell the listeners.
+    fn report(&mut self) {
+        let Some(entry) = self.entry.take() else {
+            return;
+        };
+        if let Some(reg) = self.registry.upgrade() {
             reg.emit(MiscEvent::Deregistered(entry.info.clone()));
         }
+    }
+}
+
+impl crate::device::Release for MiscRegistration {
+    fn before(&mut self) {
+        self.unlink();
+    }
+    fn push<'a>(&'a self, batch: &mut revocable::RevokeBatch<'a>) {
+        if let Some(entry) = &self.entry {
+            batch.push(&entry.live);
+        }
+    }
+    fn revoke_alone(&self) {
+        if let Some(entry) = &self.entry {
+            entry.live.revoke();
+        }
+    }
+    fn after(mut self: Box<Self>) {
+        self.report();
     }
 }
 

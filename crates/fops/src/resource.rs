@@ -94,6 +94,13 @@ impl<T> Resource<T> {
         self.rev.revoke_timeout(timeout).map(|_| won)
     }
 
+    /// Wakes every watcher: for callers that revoked the inner [`Revocable`] themselves (in a
+    /// [`RevokeBatch`](revocable::RevokeBatch), say). Does nothing useful before revocation has
+    /// started (woken watchers re-check and go back to sleep).
+    pub fn wake_watchers(&self) {
+        self.revoked.wake_all();
+    }
+
     /// Registers `waiter` to be woken when this resource is revoked (one-shot; see [`WaitQueue`]).
     ///
     /// If the resource is already revoked the waiter is woken at once, so a caller that registers

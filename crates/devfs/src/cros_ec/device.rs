@@ -47,7 +47,7 @@ impl Driver for CrosEcDriver {
             resources: res.clone(),
             parent: Some(dev.device().clone()),
         })?;
-        dev.add_action(move || reg.deregister());
+        dev.add_misc(reg);
         // The event source (`control`) reaches the EC through the device, like the EC core does.
         dev.set_drvdata(res);
         Ok(())

@@ -282,6 +282,20 @@ fn main() {
         .max_by_key(|s| s.2 as isize - s.1 as isize)
         .expect("non-empty");
 
+    // ---- Update side at scale (idle threads, batches, device unbind). ----
+    let scale_cfg = if st.quick {
+        revocable_bench::update_scale::UpdateScaleConfig::quick()
+    } else {
+        revocable_bench::update_scale::UpdateScaleConfig::default()
+    };
+    let at_scale = revocable_bench::update_scale::measure(&scale_cfg, |m| {
+        eprintln!("[bench] update at scale: {m}")
+    });
+    println!();
+    println!("## Update side at scale");
+    println!();
+    print!("{}", at_scale.tables());
+
     // ---- Targets. ----
     let (epoch1, _) = by(Kind::EpochPin);
     let (std1, std2) = by(Kind::StdRwLock);
@@ -293,6 +307,15 @@ fn main() {
             baseline: fmt_ns(epoch1),
             ratio: ours1 / epoch1,
             limit: 0.5,
+            unit: "x",
+        },
+        Target {
+            what: "try_access+drop, 1 thread, vs crossbeam_epoch::pin() (issue 8: stays within)"
+                .into(),
+            ours: fmt_ns(ours1),
+            baseline: fmt_ns(epoch1),
+            ratio: ours1 / epoch1,
+            limit: 0.55,
             unit: "x",
         },
         Target {
@@ -398,7 +421,20 @@ fn main() {
             w.p99 / 1e3
         );
     }
-    let passed = targets.iter().filter(|t| t.pass()).count();
+    for c in at_scale.checks() {
+        println!(
+            "| {} | - | - | {} | {} | {} |",
+            c.what,
+            c.measured,
+            c.limit,
+            if c.pass { "PASS" } else { "FAIL" }
+        );
+    }
+    let scale_pass = at_scale.checks().iter().filter(|c| c.pass).count();
+    let passed = targets.iter().filter(|t| t.pass()).count() + scale_pass;
     println!();
-    println!("{passed} of {} targets PASS", targets.len());
+    println!(
+        "{passed} of {} targets PASS",
+        targets.len() + at_scale.checks().len()
+    );
 }

@@ -83,6 +83,50 @@ fn y_axis(lo: f64, hi: f64) -> WithKeyPoints<LogCoord<f64>> {
 /// assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
 /// ```
 pub fn render_svg(title: &str, series: &[Series]) -> Result<String, ChartError> {
+    render_svg_with(title, &Axes::READ, series)
+}
+
+/// What the axes of a chart say, and whether x is logarithmic.
+#[derive(Clone, Copy, Debug)]
+pub struct Axes<'a> {
+    /// The x axis' description.
+    pub x: &'a str,
+    /// The y axis' description (y is always logarithmic).
+    pub y: &'a str,
+    /// Logarithmic x axis (for x spanning decades: 1 … 4,000 threads, batch sizes).
+    pub log_x: bool,
+}
+
+impl Axes<'_> {
+    /// The read-side chart's axes.
+    pub const READ: Axes<'static> = Axes {
+        x: "reader threads",
+        y: "ns per enter+leave, per thread (log)",
+        log_x: false,
+    };
+}
+
+/// [`render_svg`] with other axes.
+///
+/// ```
+/// use revocable_bench::chart::{render_svg_with, Axes, Series};
+/// let axes = Axes { x: "idle threads (log)", y: "ns per revoke (log)", log_x: true };
+/// let s = [Series { name: "revoke".into(), points: vec![(1, 500.0), (4000, 5000.0)] }];
+/// assert!(render_svg_with("update", &axes, &s).unwrap().contains("idle threads"));
+/// ```
+pub fn render_svg_with(
+    title: &str,
+    axes: &Axes<'_>,
+    series: &[Series],
+) -> Result<String, ChartError> {
+    // A log x axis is drawn as a linear axis over log10(x), labelled with x itself.
+    let fx = |x: usize| {
+        if axes.log_x {
+            (x.max(1) as f64).log10()
+        } else {
+            x as f64
+        }
+    };
     let valid = |&(_, y): &(usize, f64)| y.is_finite() && y > 0.0;
     let ys: Vec<f64> = series
         .iter()
@@ -97,6 +141,11 @@ pub fn render_svg(title: &str, series: &[Series]) -> Result<String, ChartError> 
         .max()
         .unwrap_or(1)
         .max(1);
+    let (x_lo, x_hi) = if axes.log_x {
+        (-0.1, fx(max_threads) + 0.1)
+    } else {
+        (0.5, max_threads as f64 + 0.5)
+    };
     let y_min = ys.iter().copied().fold(f64::INFINITY, f64::min) / 1.5;
     let y_max = ys.iter().copied().fold(0.0, f64::max) * 1.5;
 
@@ -109,15 +158,27 @@ pub fn render_svg(title: &str, series: &[Series]) -> Result<String, ChartError> 
             .margin(16)
             .x_label_area_size(44)
             .y_label_area_size(70)
-            .build_cartesian_2d(0.5f64..max_threads as f64 + 0.5, y_axis(y_min, y_max))
+            .build_cartesian_2d(x_lo..x_hi, y_axis(y_min, y_max))
             .map_err(draw_err)?;
         chart
             .configure_mesh()
-            .x_desc("reader threads")
-            .y_desc("ns per enter+leave, per thread (log)")
-            .x_labels(max_threads.min(32))
+            .x_desc(axes.x)
+            .y_desc(axes.y)
+            .x_labels(if axes.log_x {
+                (fx(max_threads).ceil() as usize + 1) * 2
+            } else {
+                max_threads.min(32)
+            })
             .x_label_formatter(&|x| {
-                if (x - x.round()).abs() < 1e-6 {
+                if axes.log_x {
+                    let v = 10f64.powf(*x);
+                    let r = v.round();
+                    if (v - r).abs() < 1e-3 * r.max(1.0) && r >= 1.0 {
+                        format!("{r}")
+                    } else {
+                        String::new()
+                    }
+                } else if (x - x.round()).abs() < 1e-6 {
                     format!("{}", x.round())
                 } else {
                     String::new()
@@ -142,7 +203,7 @@ pub fn render_svg(title: &str, series: &[Series]) -> Result<String, ChartError> 
                 .points
                 .iter()
                 .filter(|p| valid(p))
-                .map(|&(x, y)| (x as f64, y))
+                .map(|&(x, y)| (fx(x), y))
                 .collect();
             chart
                 .draw_series(LineSeries::new(pts.clone(), color.stroke_width(width)))
@@ -169,7 +230,17 @@ pub fn render_svg(title: &str, series: &[Series]) -> Result<String, ChartError> 
 
 /// Renders the chart and writes it to `path`.
 pub fn write_svg(path: &Path, title: &str, series: &[Series]) -> Result<(), ChartError> {
-    let svg = render_svg(title, series)?;
+    write_svg_with(path, title, &Axes::READ, series)
+}
+
+/// [`write_svg`] with other axes.
+pub fn write_svg_with(
+    path: &Path,
+    title: &str,
+    axes: &Axes<'_>,
+    series: &[Series],
+) -> Result<(), ChartError> {
+    let svg = render_svg_with(title, axes, series)?;
     std::fs::write(path, svg).map_err(ChartError::Io)
 }
 

@@ -51,6 +51,7 @@ pub mod per_slot;
 pub mod primitives;
 pub mod rundown;
 pub mod stats;
+pub mod update_scale;
 
 pub use harness::{
     measure_ns_per_iter, measure_read, measure_update, measure_wakeup, ReadConfig, ReadResult,

@@ -12,11 +12,12 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use revocable_bench::affinity::core_count;
-use revocable_bench::chart::{write_svg, Series};
+use revocable_bench::chart::{write_svg, write_svg_with, Axes, Series};
 use revocable_bench::date::today_utc;
 use revocable_bench::harness::timer_overhead_ns;
 use revocable_bench::kind::measure_read_interleaved;
 use revocable_bench::stats::{fmt_ns, fmt_ratio};
+use revocable_bench::update_scale::{self, UpdateScaleConfig};
 use revocable_bench::{Kind, ReadConfig, ReadResult, Summary, UpdateConfig, WakeupConfig};
 
 /// Arguments of `revocable scale`.
@@ -76,6 +77,31 @@ pub struct Args {
     /// Write a chart of read cost against thread count (one line per primitive) to FILE.
     #[arg(long, value_name = "FILE")]
     svg: Option<PathBuf>,
+
+    /// Update side at scale: idle registered threads at which revoke() is timed, comma-separated
+    /// (batches are timed at the smallest count and at 1000, or the largest; device unbind at
+    /// 1000, or the largest).
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "1,10,100,1000,4000",
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    idle: Vec<u32>,
+
+    /// Batch sizes of the update side at scale, comma-separated.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "1,10,100,1000,10000",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    batch_sizes: Vec<u32>,
+
+    /// Devres per device in the unbind comparison (0 skips it).
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    devres: u32,
+
+    /// Skip the update side at scale (idle threads, batches, device unbind).
+    #[arg(long)]
+    no_update_scale: bool,
+
+    /// Write a chart of the update side at scale (revoke, batch and one-by-one cost against idle
+    /// threads, and the membarrier floor) to FILE.
+    #[arg(long, value_name = "FILE")]
+    update_svg: Option<PathBuf>,
 }
 
 fn parse_kind(s: &str) -> Result<Kind, String> {
@@ -111,12 +137,42 @@ struct Plan {
     read: ReadConfig,
     update: Option<(UpdateConfig, WakeupConfig)>,
     svg: Option<PathBuf>,
+    at_scale: Option<UpdateScaleConfig>,
+    update_svg: Option<PathBuf>,
 }
 
 fn plan(args: Args, cores: usize) -> Result<Plan, String> {
-    if let Some(p) = &args.svg {
+    for p in args.svg.iter().chain(&args.update_svg) {
         check_svg_path(p)?;
     }
+    if args.update_svg.is_some() && (args.no_update || args.no_update_scale) {
+        return Err(
+            "--update-svg needs the update side at scale (drop --no-update / --no-update-scale)"
+                .into(),
+        );
+    }
+    let mut idle: Vec<usize> = args.idle.iter().map(|&n| n as usize).collect();
+    idle.sort_unstable();
+    idle.dedup();
+    let big = if idle.contains(&1000) {
+        1000
+    } else {
+        idle.last().copied().unwrap_or(1)
+    };
+    let at_scale = (!args.no_update && !args.no_update_scale && !idle.is_empty()).then(|| {
+        let mut batch_idle = vec![idle[0], big];
+        batch_idle.dedup();
+        UpdateScaleConfig {
+            samples: (args.samples as usize).max(11),
+            batch_sizes: args.batch_sizes.iter().map(|&n| n as usize).collect(),
+            batch_idle,
+            batch_samples: 11,
+            devres: args.devres as usize,
+            unbind_idle: big,
+            unbind_samples: 15,
+            idle: idle.clone(),
+        }
+    });
     let mut kinds: Vec<Kind> = Vec::new();
     for k in if args.primitives.is_empty() {
         Kind::ALL.to_vec()
@@ -162,6 +218,8 @@ fn plan(args: Args, cores: usize) -> Result<Plan, String> {
             )
         }),
         svg: args.svg,
+        at_scale,
+        update_svg: args.update_svg,
     })
 }
 
@@ -330,6 +388,32 @@ pub fn run(args: Args) -> ExitCode {
         );
     }
 
+    if let Some(cfg) = &plan.at_scale {
+        let at_scale = update_scale::measure(cfg, |m| eprintln!("update at scale: {m}"));
+        println!();
+        println!("## Update side at scale: revoke vs idle threads, batches, device unbind");
+        println!();
+        print!("{}", at_scale.tables());
+        if let Some(path) = &plan.update_svg {
+            let title = format!(
+                "update side vs idle registered threads ({cores} CPUs, {})",
+                today_utc()
+            );
+            let axes = Axes {
+                x: "idle registered threads (log)",
+                y: "ns per call (log)",
+                log_x: true,
+            };
+            match write_svg_with(path, &title, &axes, &at_scale.chart_series()) {
+                Ok(()) => println!("\nchart written to {}", path.display()),
+                Err(e) => {
+                    eprintln!("revocable scale: --update-svg {}: {e}", path.display());
+                    return ExitCode::from(1);
+                }
+            }
+        }
+    }
+
     if let Some(path) = &plan.svg {
         let title = format!(
             "read-side cost vs threads ({cores} CPUs, delay {} ns, {})",
@@ -445,6 +529,14 @@ mod tests {
             "3",
             "--hold-us",
             "100",
+            "--idle",
+            "1,3",
+            "--batch-sizes",
+            "1,20",
+            "--devres",
+            "10",
+            "--update-svg",
+            dir.join("update.svg").to_str().unwrap(),
             "--svg",
             svg.to_str().unwrap(),
         ])
@@ -452,6 +544,8 @@ mod tests {
         assert_eq!(run(args), ExitCode::SUCCESS);
         let text = std::fs::read_to_string(&svg).unwrap();
         assert!(text.contains("std RwLock") && text.trim_end().ends_with("</svg>"));
+        let update = std::fs::read_to_string(dir.join("update.svg")).unwrap();
+        assert!(update.contains("RevokeBatch") && update.contains("idle registered threads"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

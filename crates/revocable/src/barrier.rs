@@ -61,8 +61,9 @@ pub(crate) fn light() {
 /// highest number completed. A caller reads `k = STARTED` after its state change; any barrier
 /// numbered above `k` began after that read, hence after the state change, and covers it. The
 /// caller that finds no barrier in flight issues one (the *leader*); the others wait for a
-/// covering one to complete — spinning for at most [`SHARE_SPIN`] rounds, then issuing their own,
-/// so a caller never depends on another thread's progress for longer than a barrier's own time.
+/// covering one to complete — spinning for at most [`SHARE_SPIN`] rounds (with a `yield_now`
+/// every 64; tens of microseconds when the leader is descheduled), then issuing their own, so a
+/// caller's dependence on another thread's progress is bounded.
 ///
 /// Why a barrier issued by another thread covers us: our state change precedes our load of
 /// `STARTED`, which precedes the leader's `fetch_add` in the single total order of `SeqCst`
@@ -120,6 +121,10 @@ mod shared {
             if DONE.load(Ordering::Acquire) > k {
                 #[cfg(test)]
                 super::SHARED_COUNT.fetch_add(1, Ordering::Relaxed);
+                // Like our own barrier would, end with a full fence: the caller's next RMWs
+                // (SCANNED) are then ordered after everything the leader's barrier made visible,
+                // for holders that synchronise with them (see `leave_slow`).
+                core::sync::atomic::fence(Ordering::SeqCst);
                 return;
             }
             if !LEADER.load(Ordering::Relaxed)

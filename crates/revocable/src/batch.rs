@@ -18,8 +18,10 @@
 //! batch are fine: a member that this call did not win (including a duplicate's later entries)
 //! reports `false` and is waited for like any losing revoker.
 
+use core::any::Any;
 use core::fmt;
 use core::time::Duration;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 use std::vec::Vec;
 
@@ -54,6 +56,12 @@ use crate::{barrier, wait, Revocable};
 /// [`Revocable::revoke`], a waiting revoke by a thread that itself holds an access to a member
 /// panics instead of waiting for itself forever (the other members are still revoked, and each is
 /// dropped when its last holder leaves).
+///
+/// # Panics in `T::drop`
+/// If a member's `T::drop` panics, the other members' drops still run (each panicking member
+/// counts as dropped, as for [`Revocable::revoke`]); members still held are handed over to their
+/// last holder; then the first panic propagates out of the revoke. No member is left
+/// half-revoked.
 #[derive(Default)]
 pub struct RevokeBatch<'a> {
     members: Vec<&'a (dyn Member + 'a)>,
@@ -128,9 +136,10 @@ impl<'a> RevokeBatch<'a> {
         self.run::<true>(Some(timeout))
     }
 
-    /// Revokes every member without waiting for holders: each value not held is dropped before
-    /// this returns, each held one by the thread whose guard leaves last. Per member, whether
-    /// this call revoked it.
+    /// Revokes every member without waiting for holders. Of the members this call wins, each
+    /// value not held is dropped before this returns, each held one by the thread whose guard
+    /// leaves last (see [`Revocable::revoke_deferred`] for the bound). Per member, whether this
+    /// call revoked it.
     pub fn revoke_deferred(self) -> Vec<bool> {
         self.run::<false>(None).unwrap_or_default()
     }
@@ -156,29 +165,19 @@ impl<'a> RevokeBatch<'a> {
             let mut counts = vec![0u32; winners.len()];
             // Positions in `winners` whose value is not dropped yet.
             let mut pending: Vec<usize> = (0..winners.len()).collect();
-            let mut drop_free = |pending: &mut Vec<usize>, counts: &[u32]| {
-                pending.retain(|&j| {
-                    if counts[j] != 0 {
-                        return true;
-                    }
-                    let i = winners[j];
-                    if !m[i].finish() && SYNC {
-                        lost.push(i); // a holder that saw it unwatched is dropping it
-                    }
-                    false
-                });
-            };
+            let mut panicked = None;
             loop {
                 // Acquire: a holder's retract happens before its bump of the batch word.
                 let q = wait::batch_seq().load(Ordering::Acquire);
                 registry::count_set(&set, &mut counts);
-                drop_free(&mut pending, &counts);
+                drop_free::<SYNC>(m, &winners, &mut pending, &counts, &mut lost, &mut panicked);
                 if pending.is_empty() || !SYNC {
                     break;
                 }
                 let self_wait =
                     timeout.is_none() && pending.iter().any(|&j| registry::held_here(tags[j]));
-                let timed_out = self_wait
+                let timed_out = panicked.is_some()
+                    || self_wait
                     || match remaining(start, timeout) {
                         Some(Duration::ZERO) => true,
                         left => wait::wait(wait::batch_seq(), q, left) == wait::Woken::TimedOut,
@@ -191,33 +190,76 @@ impl<'a> RevokeBatch<'a> {
                     m[winners[j]].hand_over();
                 }
                 registry::count_set(&set, &mut counts);
-                drop_free(&mut pending, &counts);
-                if pending.is_empty() {
+                drop_free::<SYNC>(m, &winners, &mut pending, &counts, &mut lost, &mut panicked);
+                if pending.is_empty() || panicked.is_some() {
                     break;
                 }
                 if self_wait {
                     self_deadlock();
                 }
                 let held: Vec<usize> = pending.iter().map(|&j| winners[j]).collect();
-                return Err(self.report(&held, start));
+                return Err(self.report(&held, &lost, start));
+            }
+            if let Some(p) = panicked {
+                // Every other member is dropped or handed over to its last holder: none is left
+                // half-revoked. A panic in `T::drop` propagates, as from a single revoke.
+                std::panic::resume_unwind(p);
             }
         }
         if SYNC {
             lost.sort_unstable();
-            for i in lost {
-                m[i].wait_dropped(start, timeout)
-                    .map_err(|e| e.for_members(&[i]))?;
+            lost.dedup();
+            for (k, &i) in lost.iter().enumerate() {
+                if m[i].wait_dropped(start, timeout).is_err() {
+                    // Out of time: name every member not yet dropped.
+                    return Err(self.report(&[], &lost[k..], start));
+                }
             }
         }
         Ok(won)
     }
 
-    /// The holders of the members at `held` (push indexes), each tagged with its member.
-    fn report(&self, held: &[usize], start: Option<Instant>) -> RevokeTimeout {
+    /// The holders of the members at `held` and of those at `lost` not yet dropped (push
+    /// indexes), each tagged with its member.
+    fn report(&self, held: &[usize], lost: &[usize], start: Option<Instant>) -> RevokeTimeout {
         let mut out = RevokeTimeout::empty(start.map_or(Duration::ZERO, |s| s.elapsed()));
-        for &i in held {
+        let lost_held = lost.iter().filter(|&&i| !self.members[i].dropped());
+        let mut all: Vec<usize> = held.iter().chain(lost_held).copied().collect();
+        all.sort_unstable();
+        all.dedup();
+        for i in all {
             out.merge(self.members[i].timeout_report(start).for_members(&[i]));
         }
         out
     }
+}
+
+/// Drops every pending member that the last scan found unheld (`counts[j] == 0`), in push
+/// order, and removes it from `pending`. A member whose drop another thread claimed goes to
+/// `lost` (waited for later, if `SYNC`); the first panic out of a `T::drop` is kept in
+/// `panicked` and the others still run (the panicking member counts as dropped).
+fn drop_free<const SYNC: bool>(
+    m: &[&(dyn Member + '_)],
+    winners: &[usize],
+    pending: &mut Vec<usize>,
+    counts: &[u32],
+    lost: &mut Vec<usize>,
+    panicked: &mut Option<Box<dyn Any + Send>>,
+) {
+    pending.retain(|&j| {
+        if counts[j] != 0 {
+            return true;
+        }
+        let i = winners[j];
+        match catch_unwind(AssertUnwindSafe(|| m[i].finish())) {
+            Ok(true) => {}
+            // A holder that saw it unwatched (after a hand-over) is dropping it.
+            Ok(false) if SYNC => lost.push(i),
+            Ok(false) => {}
+            Err(p) => {
+                panicked.get_or_insert(p);
+            }
+        }
+        false
+    });
 }

@@ -11,7 +11,7 @@
 //! # Layout: a scan that streams
 //! Lines live in [`Block`]s of [`BLOCK_LINES`] contiguous lines (4 KiB), so a scan reads contiguous
 //! memory with independent loads that the prefetcher can stream, instead of chasing a pointer per
-//! thread. Everything a scan does not need per slot — owner names, status, overflow pointers,
+//! thread. Everything a scan does not need per slot — owner names, overflow pointers,
 //! `track-holders` metadata — lives in a separate cold array beside each block. A bitmask per block
 //! says which lines are claimed: a scan skips unclaimed lines (all zero by invariant) without
 //! touching them. Lines of threads that nest deeper than [`INLINE`] accesses grow overflow chunks;
@@ -20,7 +20,7 @@
 //! A line is claimed by setting its bit in `used` and handed back (bit cleared) by its thread at
 //! exit, for the next new thread — unless one of its slots is still in use: only a leaked guard
 //! (`mem::forget`, `Box::leak`) can do that, since guards are `!Send`; the line is then
-//! `ABANDONED` with its announcements intact, since the leaked guard may have lent `&T` to another
+//! *abandoned*: still claimed, with its announcements intact, since the leaked guard may have lent `&T` to another
 //! thread.
 //!
 //! # Invariants
@@ -35,7 +35,7 @@ use core::ptr;
 use std::sync::Mutex;
 
 use crate::barrier;
-use crate::sync::{fence, AtomicPtr, AtomicU64, AtomicU8, Ordering};
+use crate::sync::{fence, AtomicPtr, AtomicU64, Ordering};
 
 /// Slots in a thread's line: one 64-byte cache line.
 pub(crate) const INLINE: usize = 8;
@@ -46,9 +46,6 @@ const CHUNK: usize = 16;
 const BLOCK_LINES: usize = 64;
 #[cfg(loom)]
 const BLOCK_LINES: usize = 4;
-
-const OWNED: u8 = 0;
-const ABANDONED: u8 = 2;
 
 /// Who owns (or owned) a line, for `RevokeTimeout` reports.
 #[derive(Clone, Debug, Default)]
@@ -87,7 +84,6 @@ pub(crate) struct Line {
 /// Everything about a line that only its owner, registration and reports touch.
 struct Cold {
     overflow: AtomicPtr<Chunk>,
-    status: AtomicU8,
     owner: Mutex<Owner>,
     meta: [Meta; INLINE],
 }
@@ -103,6 +99,7 @@ struct Chunk {
 /// Invariant: bit `i` of `used` is set iff line `i` is claimed (owned or abandoned); bit `i` of
 /// `overflowed` is set once line `i` ever grew an overflow chunk (never cleared: chunks are kept
 /// for the line's next owner).
+#[repr(C)]
 struct Block {
     lines: [Line; BLOCK_LINES],
     used: AtomicU64,
@@ -215,7 +212,6 @@ impl Block {
             cold: (0..BLOCK_LINES)
                 .map(|_| Cold {
                     overflow: AtomicPtr::new(ptr::null_mut()),
-                    status: AtomicU8::new(OWNED),
                     owner: Mutex::new(Owner::default()),
                     meta: core::array::from_fn(|_| Meta::new()),
                 })
@@ -312,7 +308,6 @@ fn register() -> Claim {
     barrier::init();
     let claim = claim_line();
     *claim.cold().owner.lock().unwrap_or_else(|e| e.into_inner()) = current_owner();
-    claim.cold().status.store(OWNED, Ordering::Relaxed);
     LOCAL.with(|c| c.set(claim.line()));
     // If the thread is already tearing down its thread-locals, the line can't be handed back at
     // exit: it stays claimed (never reused, scanned by every revoke). Only code that accesses a
@@ -389,9 +384,8 @@ fn release(c: Claim) {
     c.for_each_slot(|s, _| busy |= s.load(Ordering::Relaxed) != 0);
     let mut owner = c.cold().owner.lock().unwrap_or_else(|e| e.into_inner());
     if busy {
+        // Abandoned: the line stays claimed (scanned) with its leaked announcements.
         owner.exited = true;
-        drop(owner);
-        c.cold().status.store(ABANDONED, Ordering::Relaxed);
     } else {
         *owner = Owner::default();
         drop(owner);
@@ -528,9 +522,7 @@ pub(crate) fn held_here(id: u64) -> bool {
     if line.slots.iter().any(|s| s.load(Ordering::Relaxed) == id) {
         return true;
     }
-    let Some(c) = local_claim() else {
-        return false;
-    };
+    let c = local_claim().unwrap_or_else(|| orphan_claim(line));
     let mut held = false;
     for_each_overflow(c.cold(), |chunk| {
         held |= chunk.slots.iter().any(|s| s.load(Ordering::Relaxed) == id);
@@ -568,8 +560,11 @@ fn scan(mut f: impl FnMut(u64)) {
             });
         }
     });
-    // Acquire: pairs with `retract`'s Release (fence-to-store synchronisation through the loads
-    // above that read zero or a later value).
+    // Acquire: pairs with `retract`'s Release: a load above that read a retract's zero
+    // synchronises with it through this fence (release store -> relaxed load -> acquire fence).
+    // A slot that already holds a later announcement of the same thread is not in the retract's
+    // release sequence; on the hardware we target the store order of one thread is preserved
+    // anyway (the same caveat as per-slot Acquire loads had).
     fence(Ordering::Acquire);
 }
 

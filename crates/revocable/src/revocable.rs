@@ -266,8 +266,16 @@ impl<T> Revocable<T> {
         self.revoke_internal::<true>(Some(timeout))
     }
 
-    /// Revokes without waiting. Returns `true` for the caller that revoked. The value is dropped at
-    /// once if nobody holds it, otherwise by the thread whose guard leaves last.
+    /// Revokes without waiting for holders. Returns `true` for the caller that revoked. The value is
+    /// dropped at once if nobody holds it, otherwise by the thread whose guard leaves last.
+    ///
+    /// **When the value is dropped:** before this call returns if no access is in progress;
+    /// otherwise inside the `drop` of the last guard (or the failing `try_access` that raced the
+    /// revocation), in that thread — never later: once this call returns, every leaving holder
+    /// checks whether it is the last one. The call itself costs one heavy barrier, shared with
+    /// revokes running concurrently in other threads (a burst of deferred revokes from several
+    /// threads issues fewer barriers than calls; see [`RevokeBatch`](crate::RevokeBatch) to
+    /// revoke many resources from one thread with a single barrier).
     ///
     /// ```
     /// let r = revocable::Revocable::new(String::from("eeprom"));
@@ -422,8 +430,8 @@ impl<T> Revocable<T> {
 
     /// Drops the value if nobody else has claimed that job; returns whether we did.
     fn finish(&self) -> bool {
-        // Acquire: the drop comes after every holder's last use, which our scan (Acquire loads of
-        // their Release retracts) or our own program order already ordered before this point.
+        // Acquire: the drop comes after every holder's last use, which our scan (Relaxed loads of
+        // their Release retracts, then an Acquire fence) or our own program order already ordered before this point.
         if self.word.fetch_or(CLAIMED, Ordering::AcqRel) & CLAIMED != 0 {
             return false;
         }
@@ -517,6 +525,8 @@ pub(crate) trait Member {
     ) -> Result<(), RevokeTimeout>;
     /// Who still holds the member.
     fn timeout_report(&self, start: Option<Instant>) -> RevokeTimeout;
+    /// Whether the value has been dropped.
+    fn dropped(&self) -> bool;
 }
 
 impl<T> Member for Revocable<T> {
@@ -560,6 +570,10 @@ impl<T> Member for Revocable<T> {
 
     fn timeout_report(&self, start: Option<Instant>) -> RevokeTimeout {
         Revocable::timeout_report(self, start)
+    }
+
+    fn dropped(&self) -> bool {
+        self.word.load(Ordering::Acquire) & DROPPED != 0
     }
 }
 

@@ -11,11 +11,9 @@ pub(crate) use core::sync::atomic::fence;
 #[cfg(all(not(loom), not(feature = "std")))]
 pub(crate) use core::sync::atomic::AtomicUsize;
 #[cfg(all(not(loom), feature = "std"))]
-pub(crate) use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8};
+pub(crate) use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64};
 #[cfg(loom)]
 #[allow(unused_imports)]
-pub(crate) use loom::sync::atomic::{
-    fence, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize,
-};
+pub(crate) use loom::sync::atomic::{fence, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize};
 
 pub(crate) use core::sync::atomic::Ordering;

@@ -381,3 +381,65 @@ fn concurrent_revokers_sharing_barriers_stay_exact() {
     });
     assert_eq!(bad.load(Ordering::Relaxed), 0);
 }
+
+/// A panic in one member's `T::drop` leaves no member half-revoked: the others are dropped (or
+/// handed to their last holder), later revokers of each return, and the panic propagates.
+#[test]
+fn a_panicking_drop_leaves_no_member_half_revoked() {
+    struct Boom;
+    impl Drop for Boom {
+        fn drop(&mut self) {
+            panic!("boom in T::drop");
+        }
+    }
+    let drops = counter();
+    let a = Revocable::new(Poison::new(&drops));
+    let boom = Revocable::new(Boom);
+    let c = Revocable::new(Poison::new(&drops));
+    let held = Revocable::new(Poison::new(&drops));
+    let go = Barrier::new(2);
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let (held_ref, go_ref) = (&held, &go);
+        s.spawn(move || {
+            let g = held_ref.try_access().unwrap();
+            go_ref.wait();
+            rx.recv().unwrap();
+            g.check();
+        });
+        go.wait();
+        for deferred in [false, true] {
+            let err = catch_unwind(AssertUnwindSafe(|| {
+                let mut batch = RevokeBatch::new();
+                batch.push(&a);
+                batch.push(&boom);
+                batch.push(&c);
+                batch.push(&held);
+                if deferred {
+                    batch.revoke_deferred()
+                } else {
+                    batch.revoke()
+                }
+            }));
+            if !deferred {
+                let p = err.unwrap_err();
+                assert_eq!(p.downcast_ref::<&str>(), Some(&"boom in T::drop"));
+                assert_eq!(drops.load(Ordering::SeqCst), 2, "a and c dropped");
+                // Every member is complete: a later revoke returns (no "drop in progress").
+                assert!(!boom.revoke_timeout(LONG).unwrap());
+                assert!(!c.revoke_timeout(LONG).unwrap());
+            } else {
+                // Already revoked: nothing left to drop, nothing panics.
+                assert_eq!(err.unwrap(), [false; 4]);
+            }
+        }
+        assert!(held.try_access().is_none());
+        tx.send(()).unwrap();
+    });
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        3,
+        "the held one dropped by its holder"
+    );
+    assert!(!held.revoke_timeout(LONG).unwrap());
+}

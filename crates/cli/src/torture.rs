@@ -59,6 +59,12 @@ pub struct Args {
     /// Deepest nesting of guards in one reader (on one resource or several).
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub nest_max: usize,
+    /// Largest batch a revoker builds: 3 in 10 revoke calls revoke the gang's target together
+    /// with up to N-1 random other resources as one `RevokeBatch` (duplicates allowed), with
+    /// every check applied per member. 1 disables batches.
+    #[arg(long, value_name = "N", default_value_t = 8,
+          value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub batch_max: u64,
     /// Seed of every random choice [default: from the clock; printed, so a run can be repeated].
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
@@ -128,6 +134,7 @@ fn config(args: &Args) -> Config {
     cfg.hold_percent = args.hold_percent;
     cfg.sleep_percent = args.sleep_percent;
     cfg.nest_max = args.nest_max;
+    cfg.batch_max = args.batch_max as usize;
     cfg.seed = args.seed.unwrap_or_else(clock_seed);
     cfg.stall = Duration::from_millis(args.stall_ms);
     cfg.oversubscribe = args.oversubscribe;
@@ -173,8 +180,8 @@ pub fn run(args: Args) -> ExitCode {
     }
     eprintln!(
         "torture: {}s, {} readers, {} revokers ({} racing), {} resources, holds up to {}µs \
-         ({}% hold, {}% of holds sleep), nesting up to {}, stall bound {}ms, seed {} \
-         (repeat with --seed {})",
+         ({}% hold, {}% of holds sleep), nesting up to {}, batches up to {}, stall bound {}ms, \
+         seed {} (repeat with --seed {})",
         cfg.duration.as_secs(),
         cfg.readers,
         cfg.revokers,
@@ -184,6 +191,7 @@ pub fn run(args: Args) -> ExitCode {
         cfg.hold_percent,
         cfg.sleep_percent,
         cfg.nest_max,
+        cfg.batch_max,
         args.stall_ms,
         cfg.seed,
         cfg.seed

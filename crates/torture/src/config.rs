@@ -47,6 +47,9 @@ pub struct Config {
     pub hold_percent: u32,
     /// Deepest nesting of guards in one reader (same resource or several).
     pub nest_max: usize,
+    /// Largest batch a revoker builds (`RevokeBatch`: the gang's target plus random other
+    /// resources, duplicates allowed); 1 disables batches.
+    pub batch_max: usize,
     /// Seed of every random choice.
     pub seed: u64,
     /// A revoke call running longer than this is a hang: reported, and the run fails.
@@ -145,6 +148,7 @@ impl Config {
             sleep_percent: 10,
             hold_percent: 50,
             nest_max: 3,
+            batch_max: 8,
             seed: 1,
             stall: Duration::from_secs(5),
             oversubscribe: false,
@@ -172,6 +176,7 @@ impl Config {
             ("racers", self.racers),
             ("resources", self.resources),
             ("nest-max", self.nest_max),
+            ("batch-max", self.batch_max),
         ];
         for (what, v) in nonzero {
             if v == 0 {

@@ -54,12 +54,16 @@ pub struct OpCounts {
     pub deferred: u64,
     /// `revoke_timeout` calls.
     pub timeout: u64,
+    /// Batch revokes (`RevokeBatch`), each counted once whatever its size.
+    pub batch: u64,
+    /// Members revoked through batches.
+    pub batch_members: u64,
 }
 
 impl OpCounts {
     /// All calls.
     pub fn total(&self) -> u64 {
-        self.revoke + self.deferred + self.timeout
+        self.revoke + self.deferred + self.timeout + self.batch
     }
 
     /// Adds `other`.
@@ -67,6 +71,8 @@ impl OpCounts {
         self.revoke += other.revoke;
         self.deferred += other.deferred;
         self.timeout += other.timeout;
+        self.batch += other.batch;
+        self.batch_members += other.batch_members;
     }
 }
 
@@ -172,13 +178,15 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "  revokes          {} ({:.0}/s): revoke {} deferred {} timeout {} ({} expired); \
-             {} won, {} resources recycled",
+            "  revokes          {} ({:.0}/s): revoke {} deferred {} timeout {} batch {} ({} members) \
+             ({} expired); {} won, {} resources recycled",
             self.ops.total(),
             self.ops.total() as f64 / secs,
             self.ops.revoke,
             self.ops.deferred,
             self.ops.timeout,
+            self.ops.batch,
+            self.ops.batch_members,
             self.timeouts,
             self.wins,
             self.recycled

@@ -316,12 +316,25 @@ fn revoker<S: Subject>(sh: &Shared<S>, gang: &Gang<S>, index: usize) -> RevokerT
         else {
             break;
         };
+        let batch = sh.cfg.batch_max > 1 && rng.below(10) < 3;
         let op = match rng.below(10) {
             0..=3 => Op::Revoke,
             4..=6 => Op::Deferred,
             _ => Op::Timeout(Duration::from_nanos(rng.range_inclusive(0, max_timeout_ns))),
         };
-        e.revoking.store(true, Ordering::Relaxed);
+        // A batch: the gang's target plus random other entries (duplicates allowed, members
+        // already revoked or being revoked by another gang too).
+        let mut members = vec![Arc::clone(&e)];
+        if batch {
+            let extra = rng.range_inclusive(0, sh.cfg.batch_max as u64 - 1);
+            for _ in 0..extra {
+                let slot = rng.below(sh.slots.len() as u64) as usize;
+                members.push(sh.slots[slot].load_full());
+            }
+        }
+        for m in &members {
+            m.revoking.store(true, Ordering::Relaxed);
+        }
         let start = Instant::now();
         *me.inflight.lock().unwrap_or_else(PoisonError::into_inner) = Some(Inflight {
             entry: Arc::clone(&e),
@@ -329,27 +342,54 @@ fn revoker<S: Subject>(sh: &Shared<S>, gang: &Gang<S>, index: usize) -> RevokerT
             start,
             reported: false,
         });
-        let result = match op {
-            Op::Revoke => Ok(e.rev.revoke()),
-            Op::Deferred => Ok(e.rev.revoke_deferred()),
-            Op::Timeout(d) => e.rev.revoke_timeout(d).map_err(drop),
+        let results: Vec<Result<bool, ()>> = if batch {
+            let revs: Vec<&S> = members.iter().map(|m| &m.rev).collect();
+            let (deferred, timeout) = match op {
+                Op::Revoke => (false, None),
+                Op::Deferred => (true, None),
+                Op::Timeout(d) => (false, Some(d)),
+            };
+            match S::revoke_batch(&revs, deferred, timeout) {
+                Ok(won) => won.into_iter().map(Ok).collect(),
+                // Members not named by the error did complete, but which of them this call won
+                // is unknown: count every member as timed out (the one-winner check then
+                // tolerates them, never reports them wrongly).
+                Err(_) => members.iter().map(|_| Err(())).collect(),
+            }
+        } else {
+            vec![match op {
+                Op::Revoke => Ok(e.rev.revoke()),
+                Op::Deferred => Ok(e.rev.revoke_deferred()),
+                Op::Timeout(d) => e.rev.revoke_timeout(d).map_err(drop),
+            }]
         };
         let latency = start.elapsed();
         *me.inflight.lock().unwrap_or_else(PoisonError::into_inner) = None;
-        match op {
-            Op::Revoke => t.ops.revoke += 1,
-            Op::Deferred => t.ops.deferred += 1,
-            Op::Timeout(_) => t.ops.timeout += 1,
+        if batch {
+            t.ops.batch += 1;
+            t.ops.batch_members += members.len() as u64;
+        } else {
+            match op {
+                Op::Revoke => t.ops.revoke += 1,
+                Op::Deferred => t.ops.deferred += 1,
+                Op::Timeout(_) => t.ops.timeout += 1,
+            }
         }
         me.ops.set(t.ops.total());
-        check_return(sh, &e, op, result, latency, &mut t, index);
-        // Recycle: the first revoker back replaces this generation by the next one.
-        let slot = &sh.slots[e.slot];
-        if Arc::ptr_eq(&slot.load(), &e) {
-            let fresh = Entry::fresh(e.slot, e.generation + 1, &sh.violations);
-            let prev = slot.compare_and_swap(&e, fresh);
-            if Arc::ptr_eq(&prev, &e) {
-                sh.recycled.fetch_add(1, Ordering::Relaxed);
+        for (m, result) in members.iter().zip(results) {
+            // Per member, the checks of a single call (poison through the readers, pipe, one
+            // winner, return after the drop, no access after).
+            check_return(sh, m, op, result, latency, &mut t, index);
+        }
+        // Recycle: the first revoker back replaces each generation by the next one.
+        for m in &members {
+            let slot = &sh.slots[m.slot];
+            if Arc::ptr_eq(&slot.load(), m) {
+                let fresh = Entry::fresh(m.slot, m.generation + 1, &sh.violations);
+                let prev = slot.compare_and_swap(m, fresh);
+                if Arc::ptr_eq(&prev, m) {
+                    sh.recycled.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
     }

@@ -46,6 +46,35 @@ pub trait Subject: Send + Sync + Sized + 'static {
     fn revoke_deferred(&self) -> bool;
     /// Revokes and waits at most `timeout` for the drop.
     fn revoke_timeout(&self, timeout: Duration) -> Result<bool, Self::Timeout>;
+
+    /// Revokes every member of `batch` together (`timeout`: `None` waits for every drop,
+    /// `Some(d)` gives up after `d`; `deferred` waits for none); per member, whether this call
+    /// won it, or `Err` if the wait expired. The default revokes them one by one (for
+    /// implementations without batches).
+    fn revoke_batch(
+        batch: &[&Self],
+        deferred: bool,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<bool>, Self::Timeout> {
+        let start = std::time::Instant::now();
+        // Every member is revoked even after one times out, as a batch does.
+        let mut first_err = None;
+        let mut won = Vec::with_capacity(batch.len());
+        for r in batch {
+            let res = match (deferred, timeout) {
+                (true, _) => Ok(r.revoke_deferred()),
+                (false, None) => Ok(r.revoke()),
+                (false, Some(d)) => r.revoke_timeout(d.saturating_sub(start.elapsed())),
+            };
+            match res {
+                Ok(w) => won.push(w),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        first_err.map_or(Ok(won), Err)
+    }
 }
 
 impl Subject for Revocable<Payload> {
@@ -67,5 +96,20 @@ impl Subject for Revocable<Payload> {
     }
     fn revoke_timeout(&self, timeout: Duration) -> Result<bool, RevokeTimeout> {
         Revocable::revoke_timeout(self, timeout)
+    }
+    fn revoke_batch(
+        batch: &[&Self],
+        deferred: bool,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<bool>, RevokeTimeout> {
+        let mut b = revocable::RevokeBatch::with_capacity(batch.len());
+        for r in batch {
+            b.push(*r);
+        }
+        match (deferred, timeout) {
+            (true, _) => Ok(b.revoke_deferred()),
+            (false, None) => Ok(b.revoke()),
+            (false, Some(d)) => b.revoke_timeout(d),
+        }
     }
 }

@@ -124,8 +124,10 @@ fn watchdog_reports_a_stalled_revoke_with_its_holders() {
     let mut cfg = short(Duration::from_secs(5));
     cfg.stall = STALL;
     // One revoker per resource: every stalled call is a winner holding its own guard, so the
-    // holder report is never empty.
+    // holder report is never empty. No batches: the watchdog reports a batch by its first
+    // member, which need not be the one stalling.
     cfg.racers = 1;
+    cfg.batch_max = 1;
     let t0 = std::time::Instant::now();
     let (r, _) = run::<Stalls>(&cfg);
     assert!(r.hung && !r.passed(), "{r}");
@@ -297,4 +299,59 @@ fn a_timeout_that_expires_early_is_caught() {
     let (r, _) = run::<GivesUp>(&cfg);
     assert!(count(&r, Kind::EarlyTimeout) > 0, "{r}");
     assert_eq!(r.violation_count(), count(&r, Kind::EarlyTimeout), "{r}");
+}
+
+/// A batch that forgets to wait for its held members (it revokes them deferred but reports a
+/// waiting revoke): the per-member checks catch it.
+struct BatchSkipsWait(Revocable<Payload>);
+
+impl Subject for BatchSkipsWait {
+    type Guard<'a> = revocable::RevocableGuard<'a, Payload>;
+    type Timeout = revocable::RevokeTimeout;
+    const NAME: &'static str = "batch-skips-wait";
+    fn new(data: Payload) -> Self {
+        Self(Revocable::new(data))
+    }
+    fn try_access(&self) -> Option<Self::Guard<'_>> {
+        self.0.try_access()
+    }
+    fn revoke(&self) -> bool {
+        self.0.revoke()
+    }
+    fn revoke_deferred(&self) -> bool {
+        self.0.revoke_deferred()
+    }
+    fn revoke_timeout(&self, timeout: Duration) -> Result<bool, Self::Timeout> {
+        self.0.revoke_timeout(timeout)
+    }
+    fn revoke_batch(
+        batch: &[&Self],
+        _deferred: bool,
+        _timeout: Option<Duration>,
+    ) -> Result<Vec<bool>, Self::Timeout> {
+        let mut b = revocable::RevokeBatch::new();
+        for r in batch {
+            b.push(&r.0);
+        }
+        Ok(b.revoke_deferred())
+    }
+}
+
+#[test]
+fn a_batch_that_skips_the_wait_is_caught_per_member() {
+    let mut cfg = short(Duration::from_secs(3));
+    cfg.hold_max = Duration::from_millis(1);
+    let (r, _) = run::<BatchSkipsWait>(&cfg);
+    assert!(!r.passed(), "{r}");
+    assert!(count(&r, Kind::ReturnedBeforeDrop) > 0, "{r}");
+}
+
+/// The real batch passes with batches on every other call.
+#[test]
+fn real_batches_pass() {
+    let mut cfg = short(Duration::from_secs(2));
+    cfg.batch_max = 32;
+    let (r, _) = run::<Revocable<Payload>>(&cfg);
+    assert!(r.passed(), "{r}");
+    assert!(r.ops.batch > 0 && r.ops.batch_members > r.ops.batch, "{r}");
 }

@@ -36,6 +36,21 @@
 //! });
 //! ```
 //!
+//! Many resources at once — a device's resources at unbind — are revoked with one heavy barrier
+//! and one scan by a [`RevokeBatch`], with each member keeping the single calls' semantics:
+//!
+//! ```
+//! use revocable::{Revocable, RevokeBatch};
+//!
+//! let resources: Vec<Revocable<u64>> = (0..1000).map(Revocable::new).collect();
+//! let mut batch = RevokeBatch::with_capacity(resources.len());
+//! for r in &resources {
+//!     batch.push(r);
+//! }
+//! assert!(batch.revoke().into_iter().all(|won| won));
+//! assert!(resources.iter().all(|r| r.try_access().is_none()));
+//! ```
+//!
 //! # How it is fast
 //! The read path is a one-shot SRCU built on *asymmetric fences*: a reader writes the resource's id
 //! into its own thread-local slot and issues only a compiler fence before checking the revoked flag;

@@ -125,3 +125,86 @@ fn getattr_with_fh_answers_from_the_open_file() {
     assert_eq!(getattr(&mut w, 0, 999).0, -libc::ENOENT);
     fs.session_ended();
 }
+
+fn bound(m: &Mounted) -> bool {
+    std::fs::read_to_string(m.path("control"))
+        .unwrap()
+        .starts_with("cros_ec bound\n")
+}
+
+/// A `control` write(2) of 64 KiB or more (the kernel would split it into several FUSE writes)
+/// fails with EFBIG before any line runs, valid or not; one just under the bound runs whole.
+#[test]
+fn control_write_larger_than_one_fuse_write() {
+    let Some(m) = Mounted::new("cl-bigctl") else {
+        return;
+    };
+    let ctl = open(&m.path("control"), libc::O_WRONLY).expect("open control");
+    // 100 KiB: a valid first line, blank lines, a malformed line in the second piece.
+    let mut text = b"unbind cros_ec\n".to_vec();
+    text.resize(100 * 1024, b'\n');
+    text.extend_from_slice(b"bogus\n");
+    assert_eq!(write(&ctl, &text), Err(libc::EFBIG));
+    assert!(bound(&m), "no line of the refused write ran");
+    // 100 KiB, every line valid, one spanning the 64 KiB boundary: refused whole as well.
+    let mut text = vec![b'\n'; 64 * 1024 - 5];
+    text.extend_from_slice(b"unbind cros_ec\n");
+    text.resize(100 * 1024, b'\n');
+    assert_eq!(write(&ctl, &text), Err(libc::EFBIG));
+    assert!(bound(&m));
+    // Exactly 64 KiB: the first piece could be followed by more, so it is refused too.
+    text.truncate(64 * 1024);
+    assert_eq!(write(&ctl, &text), Err(libc::EFBIG));
+    assert!(bound(&m));
+    // 64 KiB - 1 from one buffer is one request: all lines run, or none.
+    let mut text = vec![b'\n'; 64 * 1024 - 1 - 15];
+    text.extend_from_slice(b"unbind cros_ec\n");
+    assert_eq!(write(&ctl, &text), Ok(64 * 1024 - 1));
+    assert!(!bound(&m), "the last line ran");
+    let mut bad = text.clone();
+    bad[0..6].copy_from_slice(b"bogus\n");
+    m.control("bind cros_ec\n").unwrap();
+    assert_eq!(write(&ctl, &bad), Err(libc::EINVAL));
+    assert!(bound(&m), "a malformed line anywhere: nothing ran");
+    // pwrite on a stream: ESPIPE, from the VFS.
+    // SAFETY: the buffer is readable for its length.
+    let r = unsafe { libc::pwrite(ctl.as_raw_fd(), b"x\n".as_ptr().cast(), 2, 0) };
+    assert_eq!((r, errno()), (-1, libc::ESPIPE));
+}
+
+/// The residual case documented in the README: a writev(2) whose segments span more than 32
+/// pages is split by page count below 64 KiB. Its first piece runs alone; the later pieces
+/// arrive at an offset other than 0 and are refused, and writev returns a short count.
+#[test]
+fn control_writev_split_by_page_count() {
+    let Some(m) = Mounted::new("cl-writev") else {
+        return;
+    };
+    let ctl = open(&m.path("control"), libc::O_WRONLY).expect("open control");
+    let page = 4096;
+    let nseg = 40;
+    let mut mem = vec![0u8; page * (nseg + 1)];
+    let base = mem.as_ptr().align_offset(page);
+    let mut iov = Vec::new();
+    for i in 0..nseg {
+        let at = base + i * page;
+        let seg: &[u8] = match i {
+            0 => b"unbind cros_ec\n",
+            i if i == nseg - 1 => b"bogus\n",
+            _ => b"\n",
+        };
+        mem[at..at + seg.len()].copy_from_slice(seg);
+        iov.push(libc::iovec {
+            iov_base: mem[at..].as_mut_ptr().cast(),
+            iov_len: seg.len(),
+        });
+    }
+    let total: usize = iov.iter().map(|v| v.iov_len).sum();
+    // SAFETY: every iovec points into `mem`, which outlives the call.
+    let r = unsafe { libc::writev(ctl.as_raw_fd(), iov.as_ptr(), iov.len() as i32) };
+    assert!(
+        r > 0 && (r as usize) < total,
+        "writev returned {r} of {total}"
+    );
+    assert!(!bound(&m), "the first piece ran alone");
+}

@@ -4,16 +4,32 @@
 //! they run in order and the first failure stops the write with its error.
 //!
 //! Errors: `ENODEV` for an unknown device name (or an event to an unbound EC), `EINVAL` for a
-//! malformed line.
+//! malformed line (then no line of that write runs), `EFBIG` for a write(2) that does not fit in
+//! one FUSE request (then nothing of it runs; see below).
+//!
+//! One write(2) is one FUSE request only up to the `max_write` the session negotiated
+//! ([`MAX_WRITE`], 64 KiB): the kernel sends a larger write(2) as several WRITE requests, the
+//! first of exactly `max_write` bytes, each parsed alone. `control` is opened as a stream
+//! (`FOPEN_STREAM`), so the kernel numbers the pieces of each write(2) from offset 0; the file
+//! refuses, with `EFBIG`, a piece of `max_write` bytes or more (the write(2) may go on) and a piece
+//! at an offset other than 0 (it continues an earlier piece). The kernel stops a write(2) at its
+//! first refused piece, so a write(2) of 64 KiB or more from one buffer fails with `EFBIG` before
+//! any line runs, and one of less is a single request whose lines run all or none. (The kernel
+//! also splits a vectored write whose segments span more than 32 pages; its first piece then
+//! runs alone, the rest is refused, and writev(2) returns a short count.)
+//!
+//! Reads: as a stream, every read(2) arrives at offset 0, so an open file keeps its own position
+//! in the listing taken at its first read; `cat control` prints it once.
 //!
 //! Invariant: a write either runs its lines in order or fails at the first bad one; no line is
 //! half-applied.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::cros_ec::device::CrosEcDevice;
 use crate::cros_ec::ec::Event;
-use crate::fuse::abi::FOPEN_DIRECT_IO;
+use crate::fuse::abi::{FOPEN_DIRECT_IO, FOPEN_STREAM};
+use crate::fuse::session::MAX_WRITE;
 use crate::node::{Handle, Node, NodeResult};
 use crate::revocable_test::RevocableTest;
 
@@ -161,29 +177,56 @@ impl Default for Devices {
 }
 
 struct ControlNode(Devices);
-struct ControlFile(Devices);
+
+/// An open `control`.
+///
+/// # Invariants
+/// `listing` is `None` until the first read, then the listing taken then and the position in it.
+struct ControlFile {
+    devices: Devices,
+    listing: Mutex<Option<(Vec<u8>, usize)>>,
+}
 
 impl Node for ControlNode {
     fn mode(&self) -> u32 {
         libc::S_IFREG | 0o644
     }
     fn open(&self, _flags: u32) -> NodeResult<Arc<dyn Handle>> {
-        Ok(Arc::new(ControlFile(self.0.clone())))
+        Ok(Arc::new(ControlFile {
+            devices: self.0.clone(),
+            listing: Mutex::new(None),
+        }))
+    }
+}
+
+/// Whether a WRITE piece at `offset` of `len` bytes is a whole write(2) (see the module docs).
+///
+/// # Errors
+/// `EFBIG` for a piece that may be (`len >= MAX_WRITE`) or is (`offset != 0`) part of a larger
+/// write(2).
+pub fn whole_write(offset: u64, len: usize) -> Result<(), i32> {
+    if offset != 0 || len >= MAX_WRITE {
+        Err(libc::EFBIG)
+    } else {
+        Ok(())
     }
 }
 
 impl Handle for ControlFile {
     fn open_flags(&self) -> u32 {
-        FOPEN_DIRECT_IO
+        FOPEN_DIRECT_IO | FOPEN_STREAM
     }
-    fn read(&self, offset: u64, size: u32, _flags: u32) -> NodeResult<Vec<u8>> {
-        let t = self.0.listing().into_bytes();
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(t.len());
-        let end = start.saturating_add(size as usize).min(t.len());
-        Ok(t[start..end].to_vec())
+    fn read(&self, _offset: u64, size: u32, _flags: u32) -> NodeResult<Vec<u8>> {
+        let mut l = self.listing.lock().unwrap_or_else(|e| e.into_inner());
+        let (text, pos) = l.get_or_insert_with(|| (self.devices.listing().into_bytes(), 0));
+        let start = (*pos).min(text.len());
+        let end = start.saturating_add(size as usize).min(text.len());
+        *pos = end;
+        Ok(text[start..end].to_vec())
     }
-    fn write(&self, _offset: u64, data: &[u8]) -> NodeResult<usize> {
-        self.0.run_text(data)?;
+    fn write(&self, offset: u64, data: &[u8]) -> NodeResult<usize> {
+        whole_write(offset, data.len())?;
+        self.devices.run_text(data)?;
         Ok(data.len())
     }
     fn release(&self) {}
@@ -211,5 +254,29 @@ mod tests {
         // A bad line anywhere: nothing runs.
         assert_eq!(d.run_text(b"unbind cros_ec\nbogus"), Err(libc::EINVAL));
         assert!(d.cros_ec.is_bound());
+    }
+
+    #[test]
+    fn pieces_of_a_split_write_are_refused() {
+        let d = Devices::new();
+        let f = d.control_node().open(libc::O_RDWR as u32).unwrap();
+        assert_eq!(f.write(0, b"unbind cros_ec\n"), Ok(15));
+        assert!(!d.cros_ec.is_bound());
+        let mut big = b"bind cros_ec\n".to_vec();
+        big.resize(MAX_WRITE, b'\n');
+        assert_eq!(f.write(0, &big), Err(libc::EFBIG));
+        assert_eq!(f.write(15, b"bind cros_ec\n"), Err(libc::EFBIG));
+        assert!(!d.cros_ec.is_bound(), "nothing of a refused piece ran");
+        big.truncate(MAX_WRITE - 1);
+        assert_eq!(f.write(0, &big), Ok(MAX_WRITE - 1));
+        assert!(d.cros_ec.is_bound());
+        // Reads keep their own position: the listing once, then end of file.
+        let r = d.control_node().open(0).unwrap();
+        assert_eq!(r.read(0, 8, 0).unwrap(), b"cros_ec ");
+        assert_eq!(
+            r.read(0, 4096, 0).unwrap(),
+            b"bound\nrevocable_test bound\n"
+        );
+        assert_eq!(r.read(0, 4096, 0).unwrap(), b"");
     }
 }

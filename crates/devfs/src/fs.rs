@@ -72,6 +72,8 @@ struct PendingRead {
 /// `waiters` holds only reads parked on this file; `kh` is the kernel's poll handle once a poll
 /// asked for notification.
 struct OpenFile {
+    ino: u64,
+    node: Arc<dyn Node>,
     handle: Arc<dyn Handle>,
     waiters: Mutex<VecDeque<PendingRead>>,
     kh: Mutex<Option<u64>>,
@@ -220,19 +222,40 @@ impl DevFs {
         }
     }
 
+    /// Attributes of a tree entry that exists now (what LOOKUP answers).
     fn attr(&self, ino: u64) -> Option<Attr> {
         if !self.present(ino) {
             return None;
         }
-        let (mode, nlink) = if self.is_dir(ino) {
-            (libc::S_IFDIR | 0o755, 2)
-        } else {
-            match &self.entry(ino)?.kind {
-                Kind::File(n) => (n.mode(), 1),
-                Kind::Dir => (libc::S_IFDIR | 0o755, 2),
-            }
-        };
-        Some(Attr {
+        if self.is_dir(ino) {
+            return Some(self.make_attr(ino, libc::S_IFDIR | 0o755, 2));
+        }
+        match &self.entry(ino)?.kind {
+            Kind::File(n) => Some(self.make_attr(ino, n.mode(), 1)),
+            Kind::Dir => Some(self.make_attr(ino, libc::S_IFDIR | 0o755, 2)),
+        }
+    }
+
+    /// Attributes for GETATTR. The kernel asks only for inodes it holds: a file removed from the
+    /// tree (`revocable_test/consumer` after its provider closed) but still open answers as an
+    /// unlinked file does, with `nlink` 0, as `fstat` of an open kernel chardev always succeeds.
+    /// With `fh` (`FUSE_GETATTR_FH`) the answer comes from that open file, whatever the tree says.
+    fn getattr(&self, ino: u64, fh: Option<u64>) -> Option<Attr> {
+        if let Some(f) = fh.and_then(|fh| self.file(fh)) {
+            let nlink = u32::from(f.node.present());
+            return Some(self.make_attr(f.ino, f.node.mode(), nlink));
+        }
+        if let Some(a) = self.attr(ino) {
+            return Some(a);
+        }
+        match &self.entry(ino)?.kind {
+            Kind::File(n) => Some(self.make_attr(ino, n.mode(), 0)),
+            Kind::Dir => None,
+        }
+    }
+
+    fn make_attr(&self, ino: u64, mode: u32, nlink: u32) -> Attr {
+        Attr {
             ino,
             mode,
             nlink,
@@ -243,7 +266,7 @@ impl DevFs {
             mtime: self.time,
             ctime: self.time,
             ..Default::default()
-        })
+        }
     }
 
     fn children(&self, ino: u64) -> impl Iterator<Item = &Entry> {
@@ -282,6 +305,8 @@ impl DevFs {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         let open_flags = handle.open_flags();
         let file = Arc::new(OpenFile {
+            ino,
+            node,
             handle: handle.clone(),
             waiters: Mutex::new(VecDeque::new()),
             kh: Mutex::new(None),
@@ -392,7 +417,14 @@ impl Filesystem for DevFs {
                     None => reply.error(libc::ENOENT),
                 }
             }
-            Op::Getattr { ino } | Op::Setattr { ino } => match self.attr(ino) {
+            Op::Getattr { ino, fh } => match self.getattr(ino, fh) {
+                Some(attr) => reply.ok_pod(&AttrOut {
+                    attr,
+                    ..Default::default()
+                }),
+                None => reply.error(libc::ENOENT),
+            },
+            Op::Setattr { ino } => match self.getattr(ino, None) {
                 Some(attr) => reply.ok_pod(&AttrOut {
                     attr,
                     ..Default::default()

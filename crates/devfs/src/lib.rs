@@ -6,7 +6,7 @@
 //! ```text
 //! MOUNTPOINT/cros_ec                   EC chardev: version read, MKBP events, poll, ioctls
 //! MOUNTPOINT/revocable_test/provider   kselftest provider (write a string / `resource_gone`)
-//! MOUNTPOINT/revocable_test/consumer   kselftest consumer (offset 0 and 0x1234)
+//! MOUNTPOINT/revocable_test/consumer   kselftest consumer (offsets 0, 0x1234, 0x5678, 0x9abc)
 //! MOUNTPOINT/control                   `cros_ec bound` …; `unbind NAME`, `bind NAME`,
 //!                                      `event cros_ec TYPE HEX`
 //! ```

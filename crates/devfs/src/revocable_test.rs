@@ -3,10 +3,18 @@
 //! Writing a string to `provider` creates a provider whose resource is that string (one trailing
 //! newline is dropped, so `echo` works) and makes `consumer` appear; writing `resource_gone`
 //! revokes it; closing the provider file that created it revokes it and removes `consumer`.
-//! Each open of `consumer` takes a consumer handle (a reference to the provider); a read at offset
-//! 0 uses `try_access` + drop of the guard, a read at offset 0x1234 the scoped form
-//! (`try_access_with`); both return the string, or `(null)` once revoked. Other offsets read as
-//! end of file, so `cat consumer` prints the resource once.
+//! Each open of `consumer` takes a consumer handle (a reference to the provider). A read at one of
+//! four offsets runs one of the kernel's access forms, as the series' kselftest module does:
+//!
+//! | offset | kernel form | here |
+//! |---|---|---|
+//! | `0` | `revocable_try_access` … `revocable_withdraw_access` | `try_access` + guard drop |
+//! | `0x1234` | `REVOCABLE_TRY_ACCESS_WITH` | `try_access_with` |
+//! | `0x5678` | `REVOCABLE_TRY_ACCESS_SCOPED` (v6 on, merged v7) | `match try_access()` block |
+//! | `0x9abc` | `DEFINE_REVOCABLE` (follow-up to v7) | a handle made for the read, `access_or` |
+//!
+//! Each returns the string, or `(null)` once revoked. Other offsets read as end of file, so
+//! `cat consumer` prints the resource once.
 //!
 //! Invariant: `current` is the provider made by the provider file `owner` (an open-file id); it
 //! is revoked before it is replaced or removed, so no consumer ever sees a stale string.
@@ -19,8 +27,14 @@ use revocable::Revocable;
 use crate::fuse::abi::FOPEN_DIRECT_IO;
 use crate::node::{Handle, Node, NodeResult};
 
-/// The offset whose read uses the scoped access form.
-pub const SCOPED_OFFSET: u64 = 0x1234;
+/// The offset whose read uses `REVOCABLE_TRY_ACCESS_WITH` (`try_access_with`).
+pub const WITH_OFFSET: u64 = 0x1234;
+/// The offset whose read uses `REVOCABLE_TRY_ACCESS_SCOPED` (a scope around `try_access`).
+pub const SCOPED_OFFSET: u64 = 0x5678;
+/// The offset whose read uses `DEFINE_REVOCABLE` (a consumer handle made and dropped by the read).
+pub const DEFINE_OFFSET: u64 = 0x9abc;
+/// Every offset that reads the resource, in the order the kselftest tries them.
+pub const ACCESS_OFFSETS: [u64; 4] = [0, WITH_OFFSET, SCOPED_OFFSET, DEFINE_OFFSET];
 /// The string that revokes the provider's resource.
 pub const RESOURCE_GONE: &str = "resource_gone";
 /// What a consumer reads after revocation.
@@ -194,11 +208,26 @@ impl ConsumerFile {
                         .unwrap_or_else(|| NULL_TEXT.to_string()),
                 )
             }
-            SCOPED_OFFSET => Some(
+            WITH_OFFSET => Some(
                 self.rev
                     .try_access_with(|s| s.clone())
                     .unwrap_or_else(|| NULL_TEXT.to_string()),
             ),
+            // The scoped form: the body runs in both cases, with the resource or without it.
+            SCOPED_OFFSET => Some(match self.rev.try_access() {
+                Some(res) => res.clone(),
+                None => NULL_TEXT.to_string(),
+            }),
+            DEFINE_OFFSET => {
+                // DEFINE_REVOCABLE: a consumer handle that lives for this scope only, then one
+                // access through it; both are released when the scope ends.
+                let handle = Arc::clone(&self.rev);
+                let text = match handle.access_or(()) {
+                    Ok(res) => res.clone(),
+                    Err(()) => NULL_TEXT.to_string(),
+                };
+                Some(text)
+            }
             _ => None,
         }
     }
@@ -232,12 +261,15 @@ mod tests {
         assert_eq!(pf.write(0, b"12345678").unwrap(), 8);
         assert!(c.present());
         let cf = c.open(0).unwrap();
-        assert_eq!(cf.read(0, 64, 0).unwrap(), b"12345678");
-        assert_eq!(cf.read(SCOPED_OFFSET, 64, 0).unwrap(), b"12345678");
+        for off in ACCESS_OFFSETS {
+            assert_eq!(cf.read(off, 64, 0).unwrap(), b"12345678", "offset {off:#x}");
+        }
         assert_eq!(cf.read(8, 64, 0).unwrap(), b"");
+        assert_eq!(cf.read(0x5679, 64, 0).unwrap(), b"");
         pf.write(0, b"resource_gone\n").unwrap();
-        assert_eq!(cf.read(0, 64, 0).unwrap(), b"(null)");
-        assert_eq!(cf.read(SCOPED_OFFSET, 64, 0).unwrap(), b"(null)");
+        for off in ACCESS_OFFSETS {
+            assert_eq!(cf.read(off, 64, 0).unwrap(), b"(null)", "offset {off:#x}");
+        }
         pf.release();
         assert!(!c.present());
         assert_eq!(c.open(0).err(), Some(libc::ENOENT));

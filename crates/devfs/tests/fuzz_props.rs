@@ -7,9 +7,10 @@
 //! The same entry points are driven by the cargo-fuzz targets in `/fuzz` for long runs.
 
 use std::collections::HashMap;
-use std::io::Read;
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::Arc;
+
+mod wire;
+use wire::Wire;
 
 use proptest::prelude::*;
 use revocable_devfs::control::{parse, Devices};
@@ -18,8 +19,7 @@ use revocable_devfs::cros_ec::chardev::{
     XCMD_HEADER,
 };
 use revocable_devfs::cros_ec::ec::Event;
-use revocable_devfs::fuse::abi::{self, opcode, InHeader, OutHeader, Pod};
-use revocable_devfs::fuse::channel::Channel;
+use revocable_devfs::fuse::abi::{self, opcode, InHeader, Pod};
 use revocable_devfs::fuse::request::Request;
 use revocable_devfs::fuse::session::dispatch;
 use revocable_devfs::fuse::{Ctx, Filesystem};
@@ -260,65 +260,6 @@ proptest! {
             prop_assert!(bytes.len() >= std::mem::size_of::<InHeader>());
             let _ = format!("{:?}", r.op);
         }
-    }
-}
-
-/// A pipe standing in for /dev/fuse: the server's answers arrive on `rx`.
-struct Wire {
-    ch: Arc<Channel>,
-    rx: std::fs::File,
-}
-
-impl Wire {
-    fn new() -> Wire {
-        let mut fds = [0; 2];
-        // SAFETY: fds is a valid out-array of two ints.
-        let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) };
-        assert_eq!(r, 0, "pipe2: {}", std::io::Error::last_os_error());
-        // SAFETY: both fds are fresh and owned by us from here on.
-        let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        // SAFETY: fcntl on our own pipe; a larger pipe holds every answer of one case.
-        unsafe { libc::fcntl(fds[1], libc::F_SETPIPE_SZ, 1 << 20) };
-        Wire {
-            ch: Arc::new(Channel::new(w).expect("channel")),
-            rx: std::fs::File::from(r),
-        }
-    }
-
-    /// Reads every answer sent so far: (unique, error) for each, checking the framing.
-    fn answers(&mut self) -> Vec<(u64, i32)> {
-        self.messages()
-            .into_iter()
-            .map(|(h, _)| (h.unique, h.error))
-            .collect()
-    }
-
-    /// Reads every answer sent so far, with its body.
-    fn messages(&mut self) -> Vec<(OutHeader, Vec<u8>)> {
-        let mut all = Vec::new();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            match self.rx.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => all.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) => panic!("pipe read: {e}"),
-            }
-        }
-        let mut out = Vec::new();
-        let mut at = 0;
-        while at < all.len() {
-            let h = OutHeader::read_from(&all[at..]).expect("a whole answer header");
-            assert!(h.len as usize >= std::mem::size_of::<OutHeader>());
-            assert!(at + h.len as usize <= all.len(), "truncated answer");
-            if h.unique != 0 {
-                // unique 0 is a notification (poll wake-up), not an answer.
-                let body = all[at + std::mem::size_of::<OutHeader>()..at + h.len as usize].to_vec();
-                out.push((h, body));
-            }
-            at += h.len as usize;
-        }
-        out
     }
 }
 

@@ -1,12 +1,14 @@
-//! Port of the kernel's revocable kselftest (v4): fixture + `basic`, `revocation`, `macro`,
-//! run through real system calls on the mounted `revocable_test` files.
+//! Port of the kernel's revocable kselftest: fixture + `basic`, `revocation`, `macro` (v4; offset
+//! 0x1234, `REVOCABLE_TRY_ACCESS_WITH`), `scoped` (v6 on, kept in the merged v7; offset 0x5678,
+//! `REVOCABLE_TRY_ACCESS_SCOPED`) and `define` (the follow-up to v7; offset 0x9abc,
+//! `DEFINE_REVOCABLE`), run through real system calls on the mounted `revocable_test` files.
 
 mod common;
 
 use std::os::fd::OwnedFd;
 
 use common::*;
-use revocable_devfs::revocable_test::SCOPED_OFFSET;
+use revocable_devfs::revocable_test::{DEFINE_OFFSET, SCOPED_OFFSET, WITH_OFFSET};
 
 const TEST_DATA: &[u8] = b"12345678";
 
@@ -41,12 +43,27 @@ fn revocation() {
     assert_eq!(pread(&f.cfd, 64, 0).unwrap(), b"(null)");
 }
 
+/// One access form: the string while the resource lives, `(null)` after `resource_gone`.
+fn access_form(tag: &str, offset: u64) {
+    let Some(f) = setup(tag) else { return };
+    assert_eq!(pread(&f.cfd, 64, offset as i64).unwrap(), TEST_DATA);
+    assert_eq!(write(&f.pfd, b"resource_gone"), Ok(13));
+    assert_eq!(pread(&f.cfd, 64, offset as i64).unwrap(), b"(null)");
+}
+
 #[test]
 fn macro_form() {
-    let Some(f) = setup("ks-macro") else { return };
-    assert_eq!(pread(&f.cfd, 64, SCOPED_OFFSET as i64).unwrap(), TEST_DATA);
-    assert_eq!(write(&f.pfd, b"resource_gone"), Ok(13));
-    assert_eq!(pread(&f.cfd, 64, SCOPED_OFFSET as i64).unwrap(), b"(null)");
+    access_form("ks-macro", WITH_OFFSET);
+}
+
+#[test]
+fn scoped_form() {
+    access_form("ks-scoped", SCOPED_OFFSET);
+}
+
+#[test]
+fn define_form() {
+    access_form("ks-define", DEFINE_OFFSET);
 }
 
 #[test]

@@ -50,6 +50,8 @@ pub const FOPEN_NONSEEKABLE: u32 = 1 << 2;
 /// `fuse_open_out::open_flags`: stream-like file, no file position (reads run in parallel).
 pub const FOPEN_STREAM: u32 = 1 << 4;
 
+/// `fuse_getattr_in::getattr_flags`: `fh` names the open file the attributes are asked for.
+pub const GETATTR_FH: u32 = 1 << 0;
 /// INIT flag: big writes.
 pub const FUSE_BIG_WRITES: u32 = 1 << 5;
 /// `fuse_poll_in::flags`: the kernel wants a NOTIFY_POLL when the file becomes ready.
@@ -123,6 +125,8 @@ pod! {
         entry_valid_nsec: u32, attr_valid_nsec: u32, attr: Attr }
     /// `struct fuse_attr_out`: reply to GETATTR/SETATTR.
     AttrOut(104) { attr_valid: u64, attr_valid_nsec: u32, dummy: u32, attr: Attr }
+    /// `struct fuse_getattr_in`.
+    GetattrIn(16) { getattr_flags: u32, dummy: u32, fh: u64 }
     /// `struct fuse_open_in`.
     OpenIn(8) { flags: u32, open_flags: u32 }
     /// `struct fuse_open_out`.

@@ -19,8 +19,10 @@ pub enum Op<'a> {
         parent: u64,
         name: &'a [u8],
     },
+    /// GETATTR; `fh` is the open file it is asked through (`FUSE_GETATTR_FH`), if any.
     Getattr {
         ino: u64,
+        fh: Option<u64>,
     },
     Setattr {
         ino: u64,
@@ -144,7 +146,13 @@ impl<'a> Request<'a> {
                     parent: ino,
                     name: cstr(b),
                 },
-                opcode::GETATTR => Op::Getattr { ino },
+                opcode::GETATTR => Op::Getattr {
+                    ino,
+                    // A body too short for `fuse_getattr_in` (protocol < 7.9) asks by inode only.
+                    fh: body::<abi::GetattrIn>(b)
+                        .filter(|(g, _)| g.getattr_flags & abi::GETATTR_FH != 0)
+                        .map(|(g, _)| g.fh),
+                },
                 opcode::SETATTR => Op::Setattr { ino },
                 opcode::OPEN => {
                     let (o, _) = body::<abi::OpenIn>(b)?;

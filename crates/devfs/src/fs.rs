@@ -228,11 +228,11 @@ impl DevFs {
             return None;
         }
         if self.is_dir(ino) {
-            return Some(self.make_attr(ino, libc::S_IFDIR | 0o755, 2));
+            return Some(self.make_attr(ino, libc::S_IFDIR | 0o755, 2, 0));
         }
         match &self.entry(ino)?.kind {
-            Kind::File(n) => Some(self.make_attr(ino, n.mode(), 1)),
-            Kind::Dir => Some(self.make_attr(ino, libc::S_IFDIR | 0o755, 2)),
+            Kind::File(n) => Some(self.make_attr(ino, n.mode(), 1, n.size())),
+            Kind::Dir => Some(self.make_attr(ino, libc::S_IFDIR | 0o755, 2, 0)),
         }
     }
 
@@ -243,22 +243,23 @@ impl DevFs {
     fn getattr(&self, ino: u64, fh: Option<u64>) -> Option<Attr> {
         if let Some(f) = fh.and_then(|fh| self.file(fh)) {
             let nlink = u32::from(f.node.present());
-            return Some(self.make_attr(f.ino, f.node.mode(), nlink));
+            return Some(self.make_attr(f.ino, f.node.mode(), nlink, f.node.size()));
         }
         if let Some(a) = self.attr(ino) {
             return Some(a);
         }
         match &self.entry(ino)?.kind {
-            Kind::File(n) => Some(self.make_attr(ino, n.mode(), 0)),
+            Kind::File(n) => Some(self.make_attr(ino, n.mode(), 0, n.size())),
             Kind::Dir => None,
         }
     }
 
-    fn make_attr(&self, ino: u64, mode: u32, nlink: u32) -> Attr {
+    fn make_attr(&self, ino: u64, mode: u32, nlink: u32, size: u64) -> Attr {
         Attr {
             ino,
             mode,
             nlink,
+            size,
             uid: self.uid,
             gid: self.gid,
             blksize: 4096,

@@ -14,6 +14,11 @@ pub type Waker = Arc<dyn Fn() + Send + Sync>;
 /// Result of a node operation: a positive errno on failure.
 pub type NodeResult<T> = Result<T, i32>;
 
+/// `st_size` of a stream device file (see [`Node::size`]): one page, as a sysfs attribute
+/// reports. Large enough for any single read the drivers answer, small enough that a reader that
+/// sizes its buffer from `st_size` (Rust's `fs::read`, Python's `read()`) allocates little.
+pub const DEVICE_FILE_SIZE: u64 = 4096;
+
 /// An open file as the FUSE layer drives it.
 pub trait Handle: Send + Sync {
     /// FUSE `open_flags` for this file (`FOPEN_DIRECT_IO`, `FOPEN_STREAM`, …).
@@ -50,6 +55,13 @@ pub trait Handle: Send + Sync {
 pub trait Node: Send + Sync {
     /// File mode (type and permission bits).
     fn mode(&self) -> u32;
+    /// `st_size`. 0 by default (what a kernel chardev and a debugfs file report). A device file
+    /// served as a stream reports [`DEVICE_FILE_SIZE`] instead: the kernel ends an asynchronous
+    /// (io_uring, AIO) or page-cache (splice, sendfile) read at the file size before asking the
+    /// server, so with 0 those clients would see end of file where read(2) sees data or `ENODEV`.
+    fn size(&self) -> u64 {
+        0
+    }
     /// False while the file does not exist (e.g. `revocable_test/consumer` before a provider).
     fn present(&self) -> bool {
         true

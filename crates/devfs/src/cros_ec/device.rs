@@ -149,6 +149,9 @@ impl Node for CrosEcNode {
     fn mode(&self) -> u32 {
         libc::S_IFREG | 0o666
     }
+    fn size(&self) -> u64 {
+        crate::node::DEVICE_FILE_SIZE
+    }
     fn open(&self, flags: u32) -> NodeResult<Arc<dyn Handle>> {
         let f = self.0.open(flags).map_err(|e| e.raw())?;
         Ok(Arc::new(FopsHandle::new(f)))

@@ -214,3 +214,54 @@ pub fn kill_reap(pid: libc::pid_t) {
         libc::waitpid(pid, std::ptr::null_mut(), 0);
     }
 }
+
+/// In a forked child: opens the cros_ec at `path`, sets event mask 1, blocks in read; returns
+/// the errno it got, or 100 (open failed), 101 (ioctl failed), 102 (the read succeeded).
+/// Async-signal-safe: raw system calls only.
+pub fn blocked_read(path: &CString) -> i32 {
+    // SAFETY: raw system calls with valid arguments (path is NUL-terminated; buf is on the stack).
+    unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_RDONLY);
+        if fd < 0 {
+            return 100;
+        }
+        if libc::ioctl(
+            fd,
+            revocable_devfs::cros_ec::chardev::IOCEVENTMASK as _,
+            1 as libc::c_ulong,
+        ) < 0
+        {
+            return 101;
+        }
+        let mut buf = [0u8; 16];
+        let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+        if n >= 0 {
+            return 102;
+        }
+        *libc::__errno_location()
+    }
+}
+
+extern "C" fn on_signal(_: libc::c_int) {}
+
+/// Installs a handler that does nothing for `sig` (so that the signal interrupts instead of
+/// killing), with `sigaction` flags `flags`. For forked children: async-signal-safe.
+pub fn install_noop_handler(sig: libc::c_int, flags: libc::c_int) {
+    // SAFETY: a zeroed sigaction is valid; the handler is a plain extern "C" fn that does nothing.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_signal as *const () as usize;
+        sa.sa_flags = flags;
+        libc::sigaction(sig, &sa, std::ptr::null_mut());
+    }
+}
+
+/// Waits until `n` reads were parked in the server, then a little longer (the client is then
+/// asleep in the kernel).
+pub fn wait_parked(m: &Mounted, n: u64) {
+    let stats = m.fs.stats().clone();
+    m.wait_until("client blocked in the server", || {
+        stats.parked_reads.load(std::sync::atomic::Ordering::SeqCst) >= n
+    });
+    std::thread::sleep(Duration::from_millis(50));
+}

@@ -20,7 +20,7 @@ use crate::fuse::abi::{
     WriteOut,
 };
 use crate::fuse::{Ctx, Filesystem, Op, Parked, Reply};
-use crate::node::{Handle, Node};
+use crate::node::{Handle, Node, OpenMode};
 
 /// What a tree entry is.
 #[derive(Clone)]
@@ -304,7 +304,10 @@ impl DevFs {
             Err(e) => return reply.error(e),
         };
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        let open_flags = handle.open_flags();
+        let open_flags = match handle.open_mode() {
+            OpenMode::Stream => abi::FOPEN_DIRECT_IO | abi::FOPEN_STREAM,
+            OpenMode::Positioned => abi::FOPEN_DIRECT_IO,
+        };
         let file = Arc::new(OpenFile {
             ino,
             node,

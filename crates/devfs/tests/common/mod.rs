@@ -9,31 +9,11 @@ use std::time::{Duration, Instant};
 
 use revocable_devfs::server::Devfs;
 
-/// True when FUSE is usable; otherwise skips (prints why) or, under CI, fails loudly.
-pub fn fuse_available() -> bool {
-    if Path::new("/dev/fuse").exists() {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("CI is set but /dev/fuse is missing: FUSE tests cannot run");
-    }
-    eprintln!("SKIP: /dev/fuse is missing (set CI=1 to make this a failure)");
-    false
-}
+pub use revocable_devfs::fuse::testing::fuse_available;
 
-/// Makes a fresh directory under the system temp dir.
+/// Makes a fresh directory `devfs-TAG-XXXXXX` under the system temp dir.
 pub fn temp_dir(tag: &str) -> PathBuf {
-    let t = CString::new(format!(
-        "{}/devfs-{tag}-XXXXXX",
-        std::env::temp_dir().display()
-    ))
-    .unwrap();
-    let mut b = t.into_bytes_with_nul();
-    // SAFETY: b is a writable NUL-terminated template.
-    let p = unsafe { libc::mkdtemp(b.as_mut_ptr().cast()) };
-    assert!(!p.is_null(), "mkdtemp: {}", std::io::Error::last_os_error());
-    b.pop();
-    PathBuf::from(String::from_utf8(b).unwrap())
+    revocable_devfs::fuse::testing::temp_dir(&format!("devfs-{tag}"))
 }
 
 /// A mounted devfs; unmounts and removes its directory on drop (also on test failure).

@@ -1,5 +1,5 @@
-//! What the file system serves: [`Node`]s (files that can be opened) and the [`Handle`]s of open
-//! files, in a non-blocking form the FUSE layer can park and resume.
+//! What a driver exports to a file system: [`Node`]s (files that can be opened) and the
+//! [`Handle`]s of open files, in a non-blocking form a file system can park and resume.
 //!
 //! Invariant: no `Handle` method blocks; a read that would block returns `EAGAIN`, and the handle
 //! calls its [`Waker`] whenever a parked read or a poller might make progress (data queued, device
@@ -19,10 +19,20 @@ pub type NodeResult<T> = Result<T, i32>;
 /// sizes its buffer from `st_size` (Rust's `fs::read`, Python's `read()`) allocates little.
 pub const DEVICE_FILE_SIZE: u64 = 4096;
 
-/// An open file as the FUSE layer drives it.
+/// How a file system opens a file. Both are uncached (every read and write reaches the driver).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenMode {
+    /// No file position: offsets are meaningless, reads run in parallel (a chardev opened with
+    /// `stream_open`). devfs opens it `FOPEN_DIRECT_IO | FOPEN_STREAM`.
+    Stream,
+    /// Offsets reach the driver (a debugfs file). devfs opens it `FOPEN_DIRECT_IO`.
+    Positioned,
+}
+
+/// An open file as a file system (devfs) drives it.
 pub trait Handle: Send + Sync {
-    /// FUSE `open_flags` for this file (`FOPEN_DIRECT_IO`, `FOPEN_STREAM`, …).
-    fn open_flags(&self) -> u32;
+    /// How the file is opened.
+    fn open_mode(&self) -> OpenMode;
     /// Reads up to `size` bytes at `offset` without blocking (`EAGAIN` when it would block); `flags`
     /// are the file's current open(2)/fcntl flags (`O_NONBLOCK`). A handle that returns `EAGAIN`
     /// for a blocking caller must call its waker when the read may succeed.

@@ -69,7 +69,7 @@ impl CrosEcDevice {
     /// A bus with the EC driver and a bound EC device.
     ///
     /// ```
-    /// use revocable_devfs::cros_ec::device::CrosEcDevice;
+    /// use revocable_drivers::cros_ec::device::CrosEcDevice;
     /// let d = CrosEcDevice::new();
     /// assert!(d.is_bound());
     /// assert!(d.unbind().is_some());

@@ -15,5 +15,6 @@
 
 pub mod cros_ec;
 pub mod fops_node;
+pub mod net;
 pub mod node;
 pub mod revocable_test;

@@ -8,6 +8,9 @@
 //! - [`cros_ec`]: the simulated ChromeOS EC and its chardev, protected as the kernel series'
 //!   patches 6/7 and 7/7 do it.
 //! - [`revocable_test`]: the kselftest device (`provider`, `consumer`).
+//! - [`net`]: network interfaces as devices, from rtnetlink: a link monitor, a `net` bus and the
+//!   `netdev` driver.
+//! - [`probe`]: the probe of a misc-device driver gated on a device-managed resource.
 //!
 //! A file system (devfs) places nodes in its tree; adding a driver touches no transport code.
 //!
@@ -17,4 +20,5 @@ pub mod cros_ec;
 pub mod fops_node;
 pub mod net;
 pub mod node;
+pub mod probe;
 pub mod revocable_test;

@@ -15,9 +15,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
-use revocable_device::{
-    BoundDevice, Bus, Device, Driver, MiscDevice, MiscRegistry, MISC_DYNAMIC_MINOR,
-};
+use revocable_device::{BoundDevice, Bus, Device, Driver, MiscRegistry};
 use revocable_fops::{
     Errno, File, FileOperations, OpenFlags, PollEvents, PollTable, Resource, WaitQueue,
 };
@@ -26,6 +24,7 @@ use super::link::{LinkInfo, LinkState};
 use super::monitor::LinkEvent;
 use crate::fops_node::FopsHandle;
 use crate::node::{Handle, Node, NodeResult, DEVICE_FILE_SIZE};
+use crate::probe::register_gated_misc;
 
 /// The driver name the interface devices are compatible with.
 pub const DRIVER: &str = "netdev";
@@ -158,18 +157,8 @@ impl Driver for NetdevDriver {
         DRIVER
     }
     fn probe(&self, dev: &mut BoundDevice<'_>) -> Result<(), Errno> {
-        let link = dev.devres(Link::default());
-        let res = link.resource().clone();
-        let reg = self.misc.register(MiscDevice {
-            name: dev.device().name().into(),
-            minor: MISC_DYNAMIC_MINOR,
-            fops: self.fops.clone(),
-            resources: res.clone(),
-            parent: Some(dev.device().clone()),
-        })?;
-        dev.add_action(move || reg.deregister());
-        dev.set_drvdata(res);
-        Ok(())
+        let name = dev.device().name().to_owned();
+        register_gated_misc(dev, &self.misc, &name, &self.fops, Link::default())
     }
 }
 

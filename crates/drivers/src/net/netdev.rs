@@ -267,7 +267,7 @@ impl NetBus {
     }
 
     /// Opens the interface's file (`misc_open` with the fops replacement), as a
-    /// [`Handle`](crate::node::Handle).
+    /// [`Handle`].
     ///
     /// # Errors
     /// `ENODEV` for an interface that does not exist (or is being deleted).

@@ -10,10 +10,12 @@
 //! MOUNTPOINT/revocable_test/consumer   kselftest consumer (offsets 0, 0x1234, 0x5678, 0x9abc)
 //! MOUNTPOINT/control                   `cros_ec bound` …; `unbind NAME`, `bind NAME`,
 //!                                      `event cros_ec TYPE HEX`
+//! MOUNTPOINT/net/IFNAME                with `--net`: one file per network interface
 //! ```
 //!
 //! Modules: [`fs`] (the tree, open files, parking of blocking reads; a
-//! [`revocable_fuse::Filesystem`]), [`control`], and [`server`] (everything assembled:
+//! [`revocable_fuse::Filesystem`]), [`dynamic`] (directories whose files come and go),
+//! [`control`], and [`server`] (everything assembled:
 //! [`server::Devfs`]). For convenience the transport is re-exported as [`fuse`] and the drivers'
 //! modules as [`node`], [`fops_node`], [`cros_ec`] and [`revocable_test`].
 //!
@@ -31,6 +33,7 @@
 //! ```
 
 pub mod control;
+pub mod dynamic;
 pub mod fs;
 pub mod server;
 

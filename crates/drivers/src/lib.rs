@@ -22,3 +22,5 @@ pub mod net;
 pub mod node;
 pub mod probe;
 pub mod revocable_test;
+#[doc(hidden)]
+pub mod testing;

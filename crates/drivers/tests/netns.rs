@@ -3,71 +3,12 @@
 //! [`LinkMonitor`] and served by [`NetBus`]. Needs root and `ip`: otherwise skips with a message,
 //! or fails under `CI` (CI runs as root and must run these).
 
-use std::path::PathBuf;
-use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use revocable_drivers::net::monitor::LinkMonitor;
 use revocable_drivers::net::netdev::NetBus;
-
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-
-/// A network namespace made for one test; deleted on drop (also when the test fails).
-struct Netns {
-    name: String,
-}
-
-fn cannot_run(why: &str) -> Option<Netns> {
-    if std::env::var_os("CI").is_some() {
-        panic!("CI is set but the netns tests cannot run: {why}");
-    }
-    eprintln!("SKIP: {why} (set CI=1 to make this a failure)");
-    None
-}
-
-impl Netns {
-    fn new() -> Option<Netns> {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            return cannot_run("not root");
-        }
-        let name = format!(
-            "rvk-test-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        match Command::new("ip").args(["netns", "add", &name]).status() {
-            Ok(s) if s.success() => Some(Netns { name }),
-            Ok(s) => cannot_run(&format!("`ip netns add` failed: {s}")),
-            Err(e) => cannot_run(&format!("`ip` not runnable: {e}")),
-        }
-    }
-
-    fn path(&self) -> PathBuf {
-        PathBuf::from("/run/netns").join(&self.name)
-    }
-
-    /// Runs `ip -n NETNS ARGS…` and asserts it succeeded.
-    fn ip(&self, args: &[&str]) {
-        let st = Command::new("ip")
-            .arg("-n")
-            .arg(&self.name)
-            .args(args)
-            .status()
-            .expect("run ip");
-        assert!(st.success(), "ip -n {} {args:?}: {st}", self.name);
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
+use revocable_drivers::testing::Netns;
 
 fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let t = Instant::now();

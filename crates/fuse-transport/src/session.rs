@@ -177,6 +177,12 @@ impl<F: Filesystem> Session<F> {
         }
     }
 
+    /// A notification handle for threads outside the dispatch threads (it holds the connection
+    /// weakly: after the session ends, sends fail with ENODEV).
+    pub fn notifier(&self) -> Notifier {
+        Notifier::new(self.ch.as_ref().map(Arc::downgrade).unwrap_or_default())
+    }
+
     /// The mount point.
     pub fn mountpoint(&self) -> &Path {
         self.mount.path()

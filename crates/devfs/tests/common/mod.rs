@@ -7,7 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use revocable_devfs::server::Devfs;
+use revocable_devfs::server::{Devfs, Options};
 
 pub use revocable_devfs::fuse::testing::fuse_available;
 
@@ -24,11 +24,16 @@ pub struct Mounted {
 
 impl Mounted {
     pub fn new(tag: &str) -> Option<Mounted> {
+        Mounted::with_options(tag, &Options::default())
+    }
+
+    pub fn with_options(tag: &str, options: &Options) -> Option<Mounted> {
         if !fuse_available() {
             return None;
         }
         let dir = temp_dir(tag);
-        let fs = Devfs::mount(&dir, 4).unwrap_or_else(|e| panic!("mount {}: {e}", dir.display()));
+        let fs = Devfs::mount_with(&dir, 4, options)
+            .unwrap_or_else(|e| panic!("mount {}: {e}", dir.display()));
         Some(Mounted { fs, dir })
     }
 

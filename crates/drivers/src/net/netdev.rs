@@ -253,6 +253,20 @@ impl NetBus {
         }
     }
 
+    /// The interfaces now, as (name, ifindex), sorted by name. A name re-created by a new
+    /// interface normally comes with a new ifindex.
+    pub fn interfaces(&self) -> Vec<(String, u32)> {
+        let mut v: Vec<(String, u32)> = self
+            .by_index
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(i, n)| (n.clone(), *i))
+            .collect();
+        v.sort();
+        v
+    }
+
     /// Names of the interfaces now, sorted.
     pub fn names(&self) -> Vec<String> {
         let mut v: Vec<String> = self

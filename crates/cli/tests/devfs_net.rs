@@ -65,3 +65,27 @@ fn devfs_net_follows_interfaces_and_stops_cleanly() {
     assert!(!dir.join("control").exists(), "mount gone");
     let _ = std::fs::remove_dir(&dir);
 }
+
+/// `revocable demo --net` passes: its clients all see ENODEV, the node leaves, opens balance.
+#[test]
+fn demo_net_passes() {
+    if !fuse_available() {
+        return;
+    }
+    // Only to skip (or fail under CI) where a namespace cannot be made; the demo makes its own.
+    let Some(probe) = Netns::new() else { return };
+    drop(probe);
+    let out = Command::new(env!("CARGO_BIN_EXE_revocable"))
+        .args(["demo", "--net"])
+        .output()
+        .expect("run revocable demo --net");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.matches("No such device").count(), 3, "{stdout}");
+    assert!(stdout.contains("net/veth0 is gone"), "{stdout}");
+    assert!(stdout.contains("balanced"), "{stdout}");
+}

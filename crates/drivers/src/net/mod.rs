@@ -7,7 +7,9 @@
 //! - [`netdev`]: [`netdev::NetBus`], a `net` bus with one device per interface, and the `netdev`
 //!   driver serving each as a misc device gated on a revocable link resource: deleting the
 //!   interface unbinds it, so open files get `ENODEV` and blocked readers and pollers wake.
+//! - [`netns`]: [`netns::TempNetns`], a network namespace made for one run and deleted after it.
 
 pub mod link;
 pub mod monitor;
 pub mod netdev;
+pub mod netns;

@@ -1,5 +1,6 @@
-//! The FUSE file system: a fixed tree of directories and [`Node`]s, a table of open files, and
-//! the parking of blocking reads and pollers.
+//! The FUSE file system: a tree of fixed directories, dynamic directories (whose files come and
+//! go, see [`crate::dynamic`]) and [`Node`]s, a table of open files, and the parking of blocking
+//! reads and pollers.
 //!
 //! Invariants:
 //! - every successful OPEN inserts one entry in the open-file table and every entry leaves it

@@ -173,7 +173,10 @@ fn run(sock: &Socket, stop: &AtomicBool, on_event: &mut impl FnMut(LinkEvent)) {
             {
                 continue
             }
-            Err(_) => return,
+            Err(e) => {
+                eprintln!("netlink-links: receive failed ({e}); no longer following interfaces");
+                return;
+            }
         };
         let mut at = 0;
         while at < n {

@@ -8,7 +8,6 @@ mod common;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::Ordering::SeqCst;
-use std::time::Duration;
 
 use common::*;
 use revocable_devfs::server::{NetOptions, Options};
@@ -130,7 +129,11 @@ fn hundred_interfaces_under_clients() {
         return;
     };
     let stats = m.fs.stats().clone();
+    let mut rss_after_warmup = 0;
     for i in 0..50 {
+        if i == 10 {
+            rss_after_warmup = rss_kib();
+        }
         let (a, b) = (format!("a{i}"), format!("b{i}"));
         ns.ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]);
         let (pa, pb) = (m.path(&format!("net/{a}")), m.path(&format!("net/{b}")));
@@ -159,5 +162,20 @@ fn hundred_interfaces_under_clients() {
     assert_eq!(m.fs.open_files(), 0);
     assert_eq!(m.fs.dynamic_inodes(), 1, "only lo keeps an inode");
     assert!(stats.entry_invalidations.load(SeqCst) >= 100);
-    std::thread::sleep(Duration::from_millis(10));
+    // Server and clients share this process: a leak per interface would show here.
+    let growth = rss_kib().saturating_sub(rss_after_warmup);
+    assert!(
+        growth < 4096,
+        "RSS grew {growth} KiB over 40 interface pairs"
+    );
+}
+
+/// VmRSS of this process, in KiB.
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/self/status")
 }

@@ -45,6 +45,10 @@ pub struct Args {
     /// Run in-process on the fops layer even when FUSE is available.
     #[arg(long)]
     pub no_fuse: bool,
+    /// Real hot-plug instead: veth interfaces in a private network namespace, served as
+    /// `net/veth0` under `cat` client processes (needs root and iproute2).
+    #[arg(long, conflicts_with = "no_fuse")]
+    pub net: bool,
     /// (internal) run as a client of this kind.
     #[arg(long, hide = true)]
     pub client: Option<String>,
@@ -608,7 +612,15 @@ fn run_fuse(args: &Args, dir: &Path, mut fs: Devfs, set: libc::sigset_t) -> Resu
         &devices,
         &event,
     );
-    std::thread::sleep(Duration::from_millis(100)); // let the last RELEASEs arrive
+    let balanced = unmount_balanced(&mut fs);
+    say!("unmounted {}", dir.display());
+    Ok(ok? && balanced)
+}
+
+/// Lets the last RELEASEs arrive, unmounts, and prints whether every open was released (by a
+/// RELEASE or at unmount); returns that.
+pub(crate) fn unmount_balanced(fs: &mut Devfs) -> bool {
+    std::thread::sleep(Duration::from_millis(100));
     let (opens, releases) = (
         fs.stats().opens.load(Relaxed),
         fs.stats().releases.load(Relaxed),
@@ -616,16 +628,12 @@ fn run_fuse(args: &Args, dir: &Path, mut fs: Devfs, set: libc::sigset_t) -> Resu
     fs.stopper().stop();
     fs.join();
     let at_end = fs.stats().releases_at_end.load(Relaxed);
+    let balanced = opens == releases + at_end;
     say!(
         "opens {opens}, releases {releases} (+{at_end} at unmount): {}",
-        if opens == releases + at_end {
-            "balanced"
-        } else {
-            "UNBALANCED"
-        }
+        if balanced { "balanced" } else { "UNBALANCED" }
     );
-    say!("unmounted {}", dir.display());
-    Ok(ok? && opens == releases + at_end)
+    balanced
 }
 
 fn run_in_process(args: &Args) -> Result<bool, String> {
@@ -645,7 +653,10 @@ pub fn run(args: Args) -> ExitCode {
         return run_client(kind, dev);
     }
     let t = std::time::Instant::now();
-    let result = if args.no_fuse {
+    let result = if args.net {
+        say!("revocable demo --net: real network interfaces plugged and unplugged");
+        crate::demo_net::run(args.readers)
+    } else if args.no_fuse {
         say!("revocable demo: in-process on the fops layer (--no-fuse)");
         run_in_process(&args)
     } else {

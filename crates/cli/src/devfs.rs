@@ -1,5 +1,7 @@
-//! `revocable devfs MOUNTPOINT`: serve the device file system until SIGINT/SIGTERM or an external
-//! unmount, then exit 0 with the mount gone (files still open are released by the server).
+//! `revocable devfs MOUNTPOINT [--threads N] [--net]`: serve the device file system until
+//! SIGINT/SIGTERM or an external unmount, then exit 0 with the mount gone (files still open are
+//! released by the server). With `--net`, also `net/IFNAME` per network interface; if the
+//! interfaces cannot be followed, one line and exit status 1.
 //!
 //! Invariant: SIGINT and SIGTERM are blocked in every thread and taken by one `sigwait` thread,
 //! so no signal handler runs inside the server and the stop is an ordinary function call.
@@ -8,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use revocable_devfs::fuse::EndReason;
-use revocable_devfs::server::{Devfs, DEFAULT_THREADS};
+use revocable_devfs::server::{Devfs, NetOptions, Options, DEFAULT_THREADS};
 
 /// Arguments of `revocable devfs`.
 #[derive(clap::Args)]
@@ -18,6 +20,10 @@ pub struct Args {
     /// Number of FUSE dispatch threads.
     #[arg(long, default_value_t = DEFAULT_THREADS)]
     pub threads: usize,
+    /// Also serve MOUNTPOINT/net/IFNAME for every network interface of the server's network
+    /// namespace, following the kernel's link notifications (rtnetlink).
+    #[arg(long)]
+    pub net: bool,
 }
 
 /// Blocks SIGINT and SIGTERM in the calling thread (and the threads it spawns later); returns the
@@ -38,7 +44,10 @@ pub(crate) fn block_stop_signals() -> libc::sigset_t {
 /// Entry point of `revocable devfs`.
 pub fn run(args: Args) -> ExitCode {
     let set = block_stop_signals();
-    let mut fs = match Devfs::mount(&args.mountpoint, args.threads) {
+    let options = Options {
+        net: args.net.then(NetOptions::default),
+    };
+    let mut fs = match Devfs::mount_with(&args.mountpoint, args.threads, &options) {
         Ok(fs) => fs,
         Err(e) => {
             eprintln!("revocable devfs: {e}");
@@ -46,9 +55,10 @@ pub fn run(args: Args) -> ExitCode {
         }
     };
     eprintln!(
-        "revocable devfs: serving {} ({} threads): cros_ec, revocable_test/{{provider,consumer}}, control; Ctrl-C to stop",
+        "revocable devfs: serving {} ({} threads): cros_ec, revocable_test/{{provider,consumer}}, control{}; Ctrl-C to stop",
         fs.mountpoint().display(),
-        args.threads.max(2)
+        args.threads.max(2),
+        if args.net { ", net/" } else { "" }
     );
     let stop = fs.stopper();
     std::thread::spawn(move || {

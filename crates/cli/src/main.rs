@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod demo;
+mod demo_net;
 mod devfs;
 mod scale;
 mod tempdir;

@@ -28,9 +28,8 @@ use std::sync::{Arc, Mutex};
 
 use crate::cros_ec::device::CrosEcDevice;
 use crate::cros_ec::ec::Event;
-use crate::fuse::abi::{FOPEN_DIRECT_IO, FOPEN_STREAM};
 use crate::fuse::session::MAX_WRITE;
-use crate::node::{Handle, Node, NodeResult};
+use crate::node::{Handle, Node, NodeResult, OpenMode};
 use crate::revocable_test::RevocableTest;
 
 /// A parsed control command.
@@ -213,8 +212,8 @@ pub fn whole_write(offset: u64, len: usize) -> Result<(), i32> {
 }
 
 impl Handle for ControlFile {
-    fn open_flags(&self) -> u32 {
-        FOPEN_DIRECT_IO | FOPEN_STREAM
+    fn open_mode(&self) -> OpenMode {
+        OpenMode::Stream
     }
     fn read(&self, _offset: u64, size: u32, _flags: u32) -> NodeResult<Vec<u8>> {
         let mut l = self.listing.lock().unwrap_or_else(|e| e.into_inner());

@@ -1,5 +1,6 @@
-//! The FUSE file system: a fixed tree of directories and [`Node`]s, a table of open files, and
-//! the parking of blocking reads and pollers.
+//! The FUSE file system: a tree of fixed directories, dynamic directories (whose files come and
+//! go, see [`crate::dynamic`]) and [`Node`]s, a table of open files, and the parking of blocking
+//! reads and pollers.
 //!
 //! Invariants:
 //! - every successful OPEN inserts one entry in the open-file table and every entry leaves it
@@ -15,12 +16,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::dynamic::{DynTable, Dynamic, DYN_INO_BASE};
 use crate::fuse::abi::{
     self, Attr, AttrOut, DirentHeader, EntryOut, IoctlOut, OpenOut, Pod, PollOut, StatfsOut,
     WriteOut,
 };
 use crate::fuse::{Ctx, Filesystem, Op, Parked, Reply};
-use crate::node::{Handle, Node};
+use crate::node::{Handle, Node, OpenMode};
 
 /// What a tree entry is.
 #[derive(Clone)]
@@ -29,6 +31,8 @@ pub enum Kind {
     Dir,
     /// A file served by a node.
     File(Arc<dyn Node>),
+    /// A directory whose files come and go (see [`crate::dynamic`]).
+    Dynamic(Arc<dyn Dynamic>),
 }
 
 /// One entry of the fixed tree.
@@ -57,6 +61,8 @@ pub struct Stats {
     pub parked_reads: AtomicU64,
     /// Poll notifications sent.
     pub poll_notifies: AtomicU64,
+    /// Dentry invalidations sent for files that left a dynamic directory.
+    pub entry_invalidations: AtomicU64,
 }
 
 struct PendingRead {
@@ -143,6 +149,7 @@ const SHARDS: usize = 16;
 /// `files[fh % SHARDS]` holds the open file `fh` from its OPEN until its RELEASE or session end.
 pub struct DevFs {
     entries: Vec<Entry>,
+    dynamic: Mutex<DynTable>,
     files: [Mutex<HashMap<u64, Arc<OpenFile>>>; SHARDS],
     next_fh: AtomicU64,
     stats: Arc<Stats>,
@@ -174,6 +181,7 @@ impl DevFs {
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
         DevFs {
             entries,
+            dynamic: Mutex::new(DynTable::default()),
             files: Default::default(),
             next_fh: AtomicU64::new(1),
             stats: Arc::new(Stats::default()),
@@ -186,6 +194,11 @@ impl DevFs {
     /// The counters.
     pub fn stats(&self) -> &Arc<Stats> {
         &self.stats
+    }
+
+    /// Dynamic files the inode table holds now (live or open).
+    pub fn dynamic_inodes(&self) -> usize {
+        self.dyn_table().len()
     }
 
     /// Number of files open right now.
@@ -205,10 +218,51 @@ impl DevFs {
             || matches!(
                 self.entry(ino),
                 Some(Entry {
-                    kind: Kind::Dir,
+                    kind: Kind::Dir | Kind::Dynamic(_),
                     ..
                 })
             )
+    }
+
+    fn dyn_table(&self) -> std::sync::MutexGuard<'_, DynTable> {
+        self.dynamic.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The source of dynamic directory `ino`.
+    fn dynamic_dir(&self, ino: u64) -> Option<&Arc<dyn Dynamic>> {
+        match self.entry(ino) {
+            Some(Entry {
+                kind: Kind::Dynamic(d),
+                ..
+            }) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// Whether dynamic file `ino` is still in its directory, and its node (also when gone).
+    fn dyn_node(&self, ino: u64) -> Option<(bool, Arc<dyn Node>)> {
+        let (parent, name, id, node) = {
+            let t = self.dyn_table();
+            let e = t.get(ino)?;
+            (e.parent, e.name.clone(), e.id, e.node.clone())
+        };
+        let live = self
+            .dynamic_dir(parent)
+            .is_some_and(|d| d.entries().iter().any(|(n, i)| *n == name && *i == id));
+        Some((live, node))
+    }
+
+    /// LOOKUP in a dynamic directory: the current file of that name, with its inode; forgets
+    /// files that are gone and not open.
+    fn dyn_lookup(&self, parent: u64, d: &Arc<dyn Dynamic>, name: &[u8]) -> Option<Attr> {
+        let live = d.entries();
+        let mut t = self.dyn_table();
+        t.prune(parent, &live.iter().cloned().collect());
+        let (n, id) = live.iter().find(|(n, _)| n.as_bytes() == name)?;
+        let ino = t.ino(parent, n, *id, d.as_ref());
+        let node = t.get(ino)?.node.clone();
+        drop(t);
+        Some(self.make_attr(ino, node.mode(), 1, node.size()))
     }
 
     fn present(&self, ino: u64) -> bool {
@@ -228,11 +282,11 @@ impl DevFs {
             return None;
         }
         if self.is_dir(ino) {
-            return Some(self.make_attr(ino, libc::S_IFDIR | 0o755, 2));
+            return Some(self.make_attr(ino, libc::S_IFDIR | 0o755, 2, 0));
         }
         match &self.entry(ino)?.kind {
-            Kind::File(n) => Some(self.make_attr(ino, n.mode(), 1)),
-            Kind::Dir => Some(self.make_attr(ino, libc::S_IFDIR | 0o755, 2)),
+            Kind::File(n) => Some(self.make_attr(ino, n.mode(), 1, n.size())),
+            Kind::Dir | Kind::Dynamic(_) => Some(self.make_attr(ino, libc::S_IFDIR | 0o755, 2, 0)),
         }
     }
 
@@ -243,22 +297,27 @@ impl DevFs {
     fn getattr(&self, ino: u64, fh: Option<u64>) -> Option<Attr> {
         if let Some(f) = fh.and_then(|fh| self.file(fh)) {
             let nlink = u32::from(f.node.present());
-            return Some(self.make_attr(f.ino, f.node.mode(), nlink));
+            return Some(self.make_attr(f.ino, f.node.mode(), nlink, f.node.size()));
+        }
+        if ino >= DYN_INO_BASE {
+            let (live, node) = self.dyn_node(ino)?;
+            return Some(self.make_attr(ino, node.mode(), u32::from(live), node.size()));
         }
         if let Some(a) = self.attr(ino) {
             return Some(a);
         }
         match &self.entry(ino)?.kind {
-            Kind::File(n) => Some(self.make_attr(ino, n.mode(), 0)),
-            Kind::Dir => None,
+            Kind::File(n) => Some(self.make_attr(ino, n.mode(), 0, n.size())),
+            Kind::Dir | Kind::Dynamic(_) => None,
         }
     }
 
-    fn make_attr(&self, ino: u64, mode: u32, nlink: u32) -> Attr {
+    fn make_attr(&self, ino: u64, mode: u32, nlink: u32, size: u64) -> Attr {
         Attr {
             ino,
             mode,
             nlink,
+            size,
             uid: self.uid,
             gid: self.gid,
             blksize: 4096,
@@ -287,23 +346,41 @@ impl DevFs {
             .cloned()
     }
 
-    fn open(&self, ctx: &Ctx, ino: u64, flags: u32, reply: Reply) {
-        let node = match self.entry(ino) {
+    /// The node OPEN of `ino` opens: a present file of the tree or a live dynamic file.
+    fn open_node(&self, ino: u64) -> Result<Arc<dyn Node>, i32> {
+        if ino >= DYN_INO_BASE {
+            return match self.dyn_node(ino) {
+                Some((true, node)) => Ok(node),
+                _ => Err(libc::ENOENT),
+            };
+        }
+        match self.entry(ino) {
             Some(Entry {
                 kind: Kind::File(n),
                 ..
-            }) if n.present() => n.clone(),
+            }) if n.present() => Ok(n.clone()),
             Some(Entry {
-                kind: Kind::Dir, ..
-            }) => return reply.error(libc::EISDIR),
-            _ => return reply.error(libc::ENOENT),
+                kind: Kind::Dir | Kind::Dynamic(_),
+                ..
+            }) => Err(libc::EISDIR),
+            _ => Err(libc::ENOENT),
+        }
+    }
+
+    fn open(&self, ctx: &Ctx, ino: u64, flags: u32, reply: Reply) {
+        let node = match self.open_node(ino) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
         };
         let handle = match node.open(flags) {
             Ok(h) => h,
             Err(e) => return reply.error(e),
         };
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        let open_flags = handle.open_flags();
+        let open_flags = match handle.open_mode() {
+            OpenMode::Stream => abi::FOPEN_DIRECT_IO | abi::FOPEN_STREAM,
+            OpenMode::Positioned => abi::FOPEN_DIRECT_IO,
+        };
         let file = Arc::new(OpenFile {
             ino,
             node,
@@ -319,6 +396,9 @@ impl DevFs {
                 f.wake(&stats);
             }
         }));
+        if ino >= DYN_INO_BASE {
+            self.dyn_table().set_open(ino, true);
+        }
         self.shard(fh)
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -338,6 +418,9 @@ impl DevFs {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&fh);
         if let Some(f) = f {
+            if f.ino >= DYN_INO_BASE {
+                self.dyn_table().set_open(f.ino, false);
+            }
             self.stats.releases.fetch_add(1, Ordering::Relaxed);
             f.close(libc::EBADF);
         }
@@ -367,28 +450,48 @@ impl DevFs {
         }
     }
 
+    /// READDIR. Each entry carries a cookie (`off`) and a listing continues after the cookie the
+    /// kernel passes back. In the fixed tree the cookie is the position; in a dynamic directory it
+    /// is the file's inode number, which only grows, so a file added during a listing comes after
+    /// the rest, a removed one is skipped, and every file live throughout a listing is listed
+    /// exactly once, however the directory changes between the READDIR calls.
     fn readdir(&self, ino: u64, offset: u64, size: u32, reply: Reply) {
-        let mut all: Vec<(u64, &str, u32)> = vec![
-            (ino, ".", libc::DT_DIR as u32),
-            (1, "..", libc::DT_DIR as u32),
+        let mut all: Vec<(u64, u64, String, u32)> = vec![
+            (1, ino, ".".into(), libc::DT_DIR as u32),
+            (2, 1, "..".into(), libc::DT_DIR as u32),
         ];
-        for e in self.children(ino) {
-            let t = if matches!(e.kind, Kind::Dir) {
-                libc::DT_DIR
-            } else {
-                libc::DT_REG
-            };
-            all.push((e.ino, e.name, u32::from(t)));
+        if let Some(d) = self.dynamic_dir(ino) {
+            let live = d.entries();
+            let mut t = self.dyn_table();
+            t.prune(ino, &live.iter().cloned().collect());
+            let mut files: Vec<(u64, u64, String, u32)> = live
+                .iter()
+                .map(|(n, id)| {
+                    let i = t.ino(ino, n, *id, d.as_ref());
+                    (i, i, n.clone(), u32::from(libc::DT_REG))
+                })
+                .collect();
+            files.sort();
+            all.extend(files);
+        } else {
+            for e in self.children(ino) {
+                let t = if matches!(e.kind, Kind::Dir | Kind::Dynamic(_)) {
+                    libc::DT_DIR
+                } else {
+                    libc::DT_REG
+                };
+                all.push((all.len() as u64 + 1, e.ino, e.name.into(), u32::from(t)));
+            }
         }
         let mut out = Vec::new();
-        for (i, (ino, name, typ)) in all.into_iter().enumerate().skip(offset as usize) {
+        for (cookie, ino, name, typ) in all.into_iter().filter(|e| e.0 > offset) {
             let sz = abi::dirent_size(name.len());
             if out.len() + sz > size as usize {
                 break;
             }
             let h = DirentHeader {
                 ino,
-                off: i as u64 + 1,
+                off: cookie,
                 namelen: name.len() as u32,
                 typ,
             };
@@ -404,10 +507,13 @@ impl Filesystem for DevFs {
     fn request(&self, ctx: &Ctx, _h: &abi::InHeader, op: Op<'_>, reply: Reply) {
         match op {
             Op::Lookup { parent, name } => {
-                let found = self
-                    .children(parent)
-                    .find(|e| e.name.as_bytes() == name)
-                    .and_then(|e| self.attr(e.ino));
+                let found = match self.dynamic_dir(parent) {
+                    Some(d) => self.dyn_lookup(parent, d, name),
+                    None => self
+                        .children(parent)
+                        .find(|e| e.name.as_bytes() == name)
+                        .and_then(|e| self.attr(e.ino)),
+                };
                 match found {
                     Some(attr) => reply.ok_pod(&EntryOut {
                         nodeid: attr.ino,

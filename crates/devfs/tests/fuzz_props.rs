@@ -20,7 +20,6 @@ use revocable_devfs::cros_ec::chardev::{
 };
 use revocable_devfs::cros_ec::ec::Event;
 use revocable_devfs::fuse::abi::{self, opcode, InHeader, Pod};
-use revocable_devfs::fuse::request::Request;
 use revocable_devfs::fuse::session::dispatch;
 use revocable_devfs::fuse::{Ctx, Filesystem};
 use revocable_devfs::node::Handle;
@@ -251,15 +250,6 @@ proptest! {
         prop_assert!(matches!(r, Ok(()) | Err(libc::EINVAL) | Err(libc::ENODEV)), "{r:?}");
         let listing = d.listing();
         prop_assert_eq!(listing.lines().count(), 2);
-    }
-
-    /// Raw bytes, as read from /dev/fuse, never panic the decoder.
-    #[test]
-    fn raw_request_bytes_decode_without_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
-        if let Some(r) = Request::parse(&bytes) {
-            prop_assert!(bytes.len() >= std::mem::size_of::<InHeader>());
-            let _ = format!("{:?}", r.op);
-        }
     }
 }
 

@@ -11,39 +11,7 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
 use common::*;
-use revocable_devfs::cros_ec::chardev::IOCEVENTMASK;
 use revocable_devfs::fuse::EndReason;
-
-/// In a forked child: opens cros_ec, sets a mask, blocks in read; returns the errno it got
-/// (async-signal-safe: raw system calls only).
-fn blocked_read(path: &CString) -> i32 {
-    // SAFETY: raw system calls with valid arguments (path is NUL-terminated; buf is on the stack).
-    unsafe {
-        let fd = libc::open(path.as_ptr(), libc::O_RDONLY);
-        if fd < 0 {
-            return 100;
-        }
-        if libc::ioctl(fd, IOCEVENTMASK as _, 1 as libc::c_ulong) < 0 {
-            return 101;
-        }
-        let mut buf = [0u8; 16];
-        let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
-        if n >= 0 {
-            return 102;
-        }
-        *libc::__errno_location()
-    }
-}
-
-extern "C" fn on_sigint(_: libc::c_int) {}
-
-fn parked(m: &Mounted, n: u64) {
-    let stats = m.fs.stats().clone();
-    m.wait_until("client blocked in the server", || {
-        stats.parked_reads.load(SeqCst) >= n
-    });
-    std::thread::sleep(Duration::from_millis(50));
-}
 
 #[test]
 fn sigkill_of_blocked_client_is_prompt_and_harmless() {
@@ -52,7 +20,7 @@ fn sigkill_of_blocked_client_is_prompt_and_harmless() {
     };
     let path = CString::new(m.path("cros_ec").as_os_str().as_bytes()).unwrap();
     let pid = fork_child(|| blocked_read(&path));
-    parked(&m, 1);
+    wait_parked(&m, 1);
     let t = Instant::now();
     // SAFETY: signalling our own child.
     unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -92,15 +60,10 @@ fn sigint_interrupts_blocked_read() {
     let path = CString::new(m.path("cros_ec").as_os_str().as_bytes()).unwrap();
     // With a handler (no SA_RESTART): read returns EINTR.
     let pid = fork_child(|| {
-        // SAFETY: installing a no-op handler in the single-threaded child.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_sigint as *const () as usize;
-            libc::sigaction(libc::SIGINT, &sa, std::ptr::null_mut());
-        }
+        install_noop_handler(libc::SIGINT, 0);
         blocked_read(&path)
     });
-    parked(&m, 1);
+    wait_parked(&m, 1);
     // SAFETY: signalling our own child.
     unsafe { libc::kill(pid, libc::SIGINT) };
     let Some(st) = wait_pid(pid, Duration::from_secs(5)) else {
@@ -115,7 +78,7 @@ fn sigint_interrupts_blocked_read() {
         unsafe { libc::signal(libc::SIGINT, libc::SIG_DFL) };
         blocked_read(&path)
     });
-    parked(&m, 2);
+    wait_parked(&m, 2);
     // SAFETY: signalling our own child.
     unsafe { libc::kill(pid, libc::SIGINT) };
     let Some(st) = wait_pid(pid, Duration::from_secs(5)) else {
@@ -166,7 +129,7 @@ fn fusectl_abort_ends_server_cleanly() {
     let fd = ec_with_mask(&m, libc::O_RDONLY, 1);
     let reader = std::thread::spawn(move || (read(&fd, 8), fd));
     let extra = open(&m.path("control"), libc::O_RDONLY).unwrap();
-    parked(&m, 1);
+    wait_parked(&m, 1);
     std::fs::write(&abort, "1").unwrap();
     let (r, fd) = reader.join().unwrap();
     assert_eq!(
@@ -199,7 +162,7 @@ fn stop_frees_blocked_clients_before_join() {
     let fd = ec_with_mask(&m, libc::O_RDONLY, 1);
     let other = open(&m.path("control"), libc::O_RDONLY).unwrap();
     let reader = std::thread::spawn(move || (read(&fd, 8), fd));
-    parked(&m, 1);
+    wait_parked(&m, 1);
     m.fs.stopper().stop();
     let t = Instant::now();
     let (r, fd) = reader.join().unwrap();

@@ -7,33 +7,13 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use revocable_devfs::server::Devfs;
+use revocable_devfs::server::{Devfs, Options};
 
-/// True when FUSE is usable; otherwise skips (prints why) or, under CI, fails loudly.
-pub fn fuse_available() -> bool {
-    if Path::new("/dev/fuse").exists() {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("CI is set but /dev/fuse is missing: FUSE tests cannot run");
-    }
-    eprintln!("SKIP: /dev/fuse is missing (set CI=1 to make this a failure)");
-    false
-}
+pub use revocable_devfs::fuse::testing::fuse_available;
 
-/// Makes a fresh directory under the system temp dir.
+/// Makes a fresh directory `devfs-TAG-XXXXXX` under the system temp dir.
 pub fn temp_dir(tag: &str) -> PathBuf {
-    let t = CString::new(format!(
-        "{}/devfs-{tag}-XXXXXX",
-        std::env::temp_dir().display()
-    ))
-    .unwrap();
-    let mut b = t.into_bytes_with_nul();
-    // SAFETY: b is a writable NUL-terminated template.
-    let p = unsafe { libc::mkdtemp(b.as_mut_ptr().cast()) };
-    assert!(!p.is_null(), "mkdtemp: {}", std::io::Error::last_os_error());
-    b.pop();
-    PathBuf::from(String::from_utf8(b).unwrap())
+    revocable_devfs::fuse::testing::temp_dir(&format!("devfs-{tag}"))
 }
 
 /// A mounted devfs; unmounts and removes its directory on drop (also on test failure).
@@ -44,11 +24,16 @@ pub struct Mounted {
 
 impl Mounted {
     pub fn new(tag: &str) -> Option<Mounted> {
+        Mounted::with_options(tag, &Options::default())
+    }
+
+    pub fn with_options(tag: &str, options: &Options) -> Option<Mounted> {
         if !fuse_available() {
             return None;
         }
         let dir = temp_dir(tag);
-        let fs = Devfs::mount(&dir, 4).unwrap_or_else(|e| panic!("mount {}: {e}", dir.display()));
+        let fs = Devfs::mount_with(&dir, 4, options)
+            .unwrap_or_else(|e| panic!("mount {}: {e}", dir.display()));
         Some(Mounted { fs, dir })
     }
 
@@ -213,4 +198,55 @@ pub fn kill_reap(pid: libc::pid_t) {
         libc::kill(pid, libc::SIGKILL);
         libc::waitpid(pid, std::ptr::null_mut(), 0);
     }
+}
+
+/// In a forked child: opens the cros_ec at `path`, sets event mask 1, blocks in read; returns
+/// the errno it got, or 100 (open failed), 101 (ioctl failed), 102 (the read succeeded).
+/// Async-signal-safe: raw system calls only.
+pub fn blocked_read(path: &CString) -> i32 {
+    // SAFETY: raw system calls with valid arguments (path is NUL-terminated; buf is on the stack).
+    unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_RDONLY);
+        if fd < 0 {
+            return 100;
+        }
+        if libc::ioctl(
+            fd,
+            revocable_devfs::cros_ec::chardev::IOCEVENTMASK as _,
+            1 as libc::c_ulong,
+        ) < 0
+        {
+            return 101;
+        }
+        let mut buf = [0u8; 16];
+        let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+        if n >= 0 {
+            return 102;
+        }
+        *libc::__errno_location()
+    }
+}
+
+extern "C" fn on_signal(_: libc::c_int) {}
+
+/// Installs a handler that does nothing for `sig` (so that the signal interrupts instead of
+/// killing), with `sigaction` flags `flags`. For forked children: async-signal-safe.
+pub fn install_noop_handler(sig: libc::c_int, flags: libc::c_int) {
+    // SAFETY: a zeroed sigaction is valid; the handler is a plain extern "C" fn that does nothing.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_signal as *const () as usize;
+        sa.sa_flags = flags;
+        libc::sigaction(sig, &sa, std::ptr::null_mut());
+    }
+}
+
+/// Waits until `n` reads were parked in the server, then a little longer (the client is then
+/// asleep in the kernel).
+pub fn wait_parked(m: &Mounted, n: u64) {
+    let stats = m.fs.stats().clone();
+    m.wait_until("client blocked in the server", || {
+        stats.parked_reads.load(std::sync::atomic::Ordering::SeqCst) >= n
+    });
+    std::thread::sleep(Duration::from_millis(50));
 }

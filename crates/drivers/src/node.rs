@@ -1,5 +1,5 @@
-//! What the file system serves: [`Node`]s (files that can be opened) and the [`Handle`]s of open
-//! files, in a non-blocking form the FUSE layer can park and resume.
+//! What a driver exports to a file system: [`Node`]s (files that can be opened) and the
+//! [`Handle`]s of open files, in a non-blocking form a file system can park and resume.
 //!
 //! Invariant: no `Handle` method blocks; a read that would block returns `EAGAIN`, and the handle
 //! calls its [`Waker`] whenever a parked read or a poller might make progress (data queued, device
@@ -14,10 +14,25 @@ pub type Waker = Arc<dyn Fn() + Send + Sync>;
 /// Result of a node operation: a positive errno on failure.
 pub type NodeResult<T> = Result<T, i32>;
 
-/// An open file as the FUSE layer drives it.
+/// `st_size` of a stream device file (see [`Node::size`]): one page, as a sysfs attribute
+/// reports. Large enough for any single read the drivers answer, small enough that a reader that
+/// sizes its buffer from `st_size` (Rust's `fs::read`, Python's `read()`) allocates little.
+pub const DEVICE_FILE_SIZE: u64 = 4096;
+
+/// How a file system opens a file. Both are uncached (every read and write reaches the driver).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenMode {
+    /// No file position: offsets are meaningless, reads run in parallel (a chardev opened with
+    /// `stream_open`). devfs opens it `FOPEN_DIRECT_IO | FOPEN_STREAM`.
+    Stream,
+    /// Offsets reach the driver (a debugfs file). devfs opens it `FOPEN_DIRECT_IO`.
+    Positioned,
+}
+
+/// An open file as a file system (devfs) drives it.
 pub trait Handle: Send + Sync {
-    /// FUSE `open_flags` for this file (`FOPEN_DIRECT_IO`, `FOPEN_STREAM`, …).
-    fn open_flags(&self) -> u32;
+    /// How the file is opened.
+    fn open_mode(&self) -> OpenMode;
     /// Reads up to `size` bytes at `offset` without blocking (`EAGAIN` when it would block); `flags`
     /// are the file's current open(2)/fcntl flags (`O_NONBLOCK`). A handle that returns `EAGAIN`
     /// for a blocking caller must call its waker when the read may succeed.
@@ -50,6 +65,13 @@ pub trait Handle: Send + Sync {
 pub trait Node: Send + Sync {
     /// File mode (type and permission bits).
     fn mode(&self) -> u32;
+    /// `st_size`. 0 by default (what a kernel chardev and a debugfs file report). A device file
+    /// served as a stream reports [`DEVICE_FILE_SIZE`] instead: the kernel ends an asynchronous
+    /// (io_uring, AIO) or page-cache (splice, sendfile) read at the file size before asking the
+    /// server, so with 0 those clients would see end of file where read(2) sees data or `ENODEV`.
+    fn size(&self) -> u64 {
+        0
+    }
     /// False while the file does not exist (e.g. `revocable_test/consumer` before a provider).
     fn present(&self) -> bool {
         true

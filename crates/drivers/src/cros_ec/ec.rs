@@ -137,7 +137,7 @@ impl CrosEc {
     /// A new EC with these version strings (truncated to 31 bytes) and running image.
     ///
     /// ```
-    /// use revocable_devfs::cros_ec::ec::{CrosEc, Image};
+    /// use revocable_drivers::cros_ec::ec::{CrosEc, Image};
     /// let ec = CrosEc::new("ro-1", "rw-1", Image::ReadWrite);
     /// assert_eq!(ec.version_text(), "1.0.0\nro-1\nrw-1\nread-write\n");
     /// ```
@@ -184,7 +184,7 @@ impl CrosEc {
     /// `None` when the range leaves the map (the chardev answers EINVAL).
     ///
     /// ```
-    /// use revocable_devfs::cros_ec::ec::CrosEc;
+    /// use revocable_drivers::cros_ec::ec::CrosEc;
     /// let ec = CrosEc::default();
     /// assert_eq!(ec.read_mem(0x20, 2).unwrap(), b"EC");
     /// assert_eq!(ec.read_mem(0x40, 0).unwrap(), b"revocable-ec");
@@ -211,7 +211,7 @@ impl CrosEc {
     /// `insize` response bytes.
     ///
     /// ```
-    /// use revocable_devfs::cros_ec::ec::{cmd, res, CrosEc};
+    /// use revocable_drivers::cros_ec::ec::{cmd, res, CrosEc};
     /// let ec = CrosEc::default();
     /// let r = ec.command(cmd::HELLO, 0, &0xa0b0c0d0u32.to_le_bytes(), 4);
     /// assert_eq!(r.result, res::SUCCESS);

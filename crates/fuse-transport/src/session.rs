@@ -177,6 +177,12 @@ impl<F: Filesystem> Session<F> {
         }
     }
 
+    /// A notification handle for threads outside the dispatch threads (it holds the connection
+    /// weakly: after the session ends, sends fail with ENODEV).
+    pub fn notifier(&self) -> Notifier {
+        Notifier::new(self.ch.as_ref().map(Arc::downgrade).unwrap_or_default())
+    }
+
     /// The mount point.
     pub fn mountpoint(&self) -> &Path {
         self.mount.path()
@@ -292,12 +298,18 @@ fn handshake(ch: &Arc<Channel>) -> io::Result<()> {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use revocable_devfs::control::Devices;
-/// use revocable_devfs::fuse::{channel::Channel, session::dispatch, Ctx};
+/// use revocable_fuse::{abi::InHeader, channel::Channel, session::dispatch, Ctx, Filesystem};
+/// use revocable_fuse::{Op, Reply};
+/// struct Nothing;
+/// impl Filesystem for Nothing {
+///     fn request(&self, _: &Ctx, _: &InHeader, _: Op<'_>, reply: Reply) {
+///         reply.error(libc::ENOSYS)
+///     }
+///     fn session_ended(&self) {}
+/// }
 /// let null = std::fs::OpenOptions::new().write(true).open("/dev/null").unwrap();
 /// let ch = Arc::new(Channel::new(null.into()).unwrap());
-/// let fs = revocable_devfs::server::build(&Devices::new());
-/// dispatch(&ch, &Ctx::detached(&ch), &fs, &[0u8; 3]); // shorter than a header: ignored
+/// dispatch(&ch, &Ctx::detached(&ch), &Nothing, &[0u8; 3]); // shorter than a header: ignored
 /// ```
 #[doc(hidden)]
 pub fn dispatch<F: Filesystem>(ch: &Arc<Channel>, ctx: &Ctx, fs: &F, bytes: &[u8]) {

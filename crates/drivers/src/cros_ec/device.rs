@@ -9,15 +9,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use revocable_device::{
-    BoundDevice, Bus, Device, Driver, MiscDevice, MiscRegistry, MISC_DYNAMIC_MINOR,
-};
+use revocable_device::{BoundDevice, Bus, Device, Driver, MiscRegistry};
 use revocable_fops::{Errno, OpenFile, OpenFlags, Resource};
 
 use super::chardev::CrosEcChardev;
 use super::ec::{CrosEc, Event};
 use crate::fops_node::FopsHandle;
 use crate::node::{Handle, Node, NodeResult};
+use crate::probe::register_gated_misc;
 
 /// The device name (bus and misc node).
 pub const NAME: &str = "cros_ec";
@@ -38,19 +37,9 @@ impl Driver for CrosEcDriver {
         DRIVER
     }
     fn probe(&self, dev: &mut BoundDevice<'_>) -> Result<(), Errno> {
-        let ec = dev.devres(CrosEc::default());
-        let res = ec.resource().clone();
-        let reg = self.misc.register(MiscDevice {
-            name: NAME.into(),
-            minor: MISC_DYNAMIC_MINOR,
-            fops: self.fops.clone(),
-            resources: res.clone(),
-            parent: Some(dev.device().clone()),
-        })?;
-        dev.add_misc(reg);
-        // The event source (`control`) reaches the EC through the device, like the EC core does.
-        dev.set_drvdata(res);
-        Ok(())
+        // The event source (`control`) reaches the EC through the device's drvdata, like the EC
+        // core does.
+        register_gated_misc(dev, &self.misc, NAME, &self.fops, CrosEc::default())
     }
 }
 
@@ -69,7 +58,7 @@ impl CrosEcDevice {
     /// A bus with the EC driver and a bound EC device.
     ///
     /// ```
-    /// use revocable_devfs::cros_ec::device::CrosEcDevice;
+    /// use revocable_drivers::cros_ec::device::CrosEcDevice;
     /// let d = CrosEcDevice::new();
     /// assert!(d.is_bound());
     /// assert!(d.unbind().is_some());
@@ -148,6 +137,9 @@ struct CrosEcNode(Arc<CrosEcDevice>);
 impl Node for CrosEcNode {
     fn mode(&self) -> u32 {
         libc::S_IFREG | 0o666
+    }
+    fn size(&self) -> u64 {
+        crate::node::DEVICE_FILE_SIZE
     }
     fn open(&self, flags: u32) -> NodeResult<Arc<dyn Handle>> {
         let f = self.0.open(flags).map_err(|e| e.raw())?;

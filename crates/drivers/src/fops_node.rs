@@ -10,8 +10,7 @@ use std::sync::{Mutex, OnceLock};
 use revocable_fops::ioctl::{ioc_dir, ioc_size, IoctlArg, IOC_READ, IOC_WRITE};
 use revocable_fops::{OpenFile, OpenFlags, Wait, Waiter};
 
-use crate::fuse::abi::{FOPEN_DIRECT_IO, FOPEN_STREAM};
-use crate::node::{Handle, NodeResult, Waker};
+use crate::node::{Handle, NodeResult, OpenMode, Waker};
 
 /// An open misc-device file served over FUSE.
 ///
@@ -55,8 +54,8 @@ impl FopsHandle {
 }
 
 impl Handle for FopsHandle {
-    fn open_flags(&self) -> u32 {
-        FOPEN_DIRECT_IO | FOPEN_STREAM
+    fn open_mode(&self) -> OpenMode {
+        OpenMode::Stream
     }
 
     fn read(&self, _offset: u64, size: u32, flags: u32) -> NodeResult<Vec<u8>> {

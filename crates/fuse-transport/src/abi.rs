@@ -42,6 +42,8 @@ pub mod opcode {
 
 /// Notification codes (`enum fuse_notify_code`), sent in `OutHeader::error` with `unique == 0`.
 pub const NOTIFY_POLL: i32 = 1;
+/// Notification code: drop a directory entry from the kernel's dentry cache.
+pub const NOTIFY_INVAL_ENTRY: i32 = 3;
 
 /// `fuse_open_out::open_flags`: bypass the page cache.
 pub const FOPEN_DIRECT_IO: u32 = 1 << 0;
@@ -153,6 +155,8 @@ pod! {
     PollOut(8) { revents: u32, padding: u32 }
     /// `struct fuse_notify_poll_wakeup_out`.
     NotifyPollWakeupOut(8) { kh: u64 }
+    /// `struct fuse_notify_inval_entry_out` (the name and a NUL follow).
+    NotifyInvalEntryOut(16) { parent: u64, namelen: u32, flags: u32 }
     /// `struct fuse_kstatfs` wrapped as `fuse_statfs_out`.
     StatfsOut(80) { blocks: u64, bfree: u64, bavail: u64, files: u64, ffree: u64, bsize: u32,
         namelen: u32, frsize: u32, padding: u32, spare: [u32; 6] }

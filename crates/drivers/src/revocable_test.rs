@@ -24,8 +24,7 @@ use std::sync::{Arc, Mutex};
 
 use revocable::Revocable;
 
-use crate::fuse::abi::FOPEN_DIRECT_IO;
-use crate::node::{Handle, Node, NodeResult};
+use crate::node::{Handle, Node, NodeResult, OpenMode};
 
 /// The offset whose read uses `REVOCABLE_TRY_ACCESS_WITH` (`try_access_with`).
 pub const WITH_OFFSET: u64 = 0x1234;
@@ -130,8 +129,8 @@ impl Node for ProviderNode {
 }
 
 impl Handle for ProviderFile {
-    fn open_flags(&self) -> u32 {
-        FOPEN_DIRECT_IO
+    fn open_mode(&self) -> OpenMode {
+        OpenMode::Positioned
     }
     fn read(&self, _offset: u64, _size: u32, _flags: u32) -> NodeResult<Vec<u8>> {
         Err(libc::EBADF)
@@ -234,8 +233,8 @@ impl ConsumerFile {
 }
 
 impl Handle for ConsumerFile {
-    fn open_flags(&self) -> u32 {
-        FOPEN_DIRECT_IO
+    fn open_mode(&self) -> OpenMode {
+        OpenMode::Positioned
     }
     fn read(&self, offset: u64, size: u32, _flags: u32) -> NodeResult<Vec<u8>> {
         let mut t = self

@@ -135,8 +135,8 @@ impl Drop for Parked {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fuse::abi::{OutHeader, Pod};
-    use crate::fuse::channel::Channel;
+    use crate::abi::{OutHeader, Pod};
+    use crate::channel::Channel;
     use std::io::Read;
     use std::os::fd::{FromRawFd, OwnedFd};
 

@@ -1,0 +1,142 @@
+//! The transport serves a file system that is not devfs: a root directory with two files,
+//! `hello` (answered at once) and `later` (its read is parked and answered from another thread),
+//! mounted for real and read through the kernel. Skips without `/dev/fuse`; fails under `CI`.
+//! Also: raw bytes never panic the decoder.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use revocable_fuse::abi::{
+    self, Attr, AttrOut, DirentHeader, EntryOut, InHeader, OpenOut, Pod, FOPEN_DIRECT_IO,
+};
+use revocable_fuse::request::Request;
+use revocable_fuse::testing::{fuse_available, temp_dir};
+use revocable_fuse::{Ctx, Filesystem, Op, Reply, Session};
+
+const HELLO: u64 = 2;
+const LATER: u64 = 3;
+
+struct Tiny;
+
+fn attr(ino: u64) -> Attr {
+    let (mode, nlink, size) = match ino {
+        abi::ROOT_ID => (libc::S_IFDIR | 0o755, 2, 0),
+        _ => (libc::S_IFREG | 0o444, 1, 3),
+    };
+    Attr {
+        ino,
+        mode,
+        nlink,
+        size,
+        blksize: 4096,
+        ..Default::default()
+    }
+}
+
+impl Filesystem for Tiny {
+    fn request(&self, ctx: &Ctx, _h: &InHeader, op: Op<'_>, reply: Reply) {
+        match op {
+            Op::Lookup { parent: 1, name } => {
+                let ino = match name {
+                    b"hello" => HELLO,
+                    b"later" => LATER,
+                    _ => return reply.error(libc::ENOENT),
+                };
+                reply.ok_pod(&EntryOut {
+                    nodeid: ino,
+                    attr: attr(ino),
+                    ..Default::default()
+                })
+            }
+            Op::Getattr { ino, .. } if ino <= LATER => reply.ok_pod(&AttrOut {
+                attr: attr(ino),
+                ..Default::default()
+            }),
+            Op::Open { ino, .. } => reply.ok_pod(&OpenOut {
+                fh: ino,
+                open_flags: FOPEN_DIRECT_IO,
+                backing_id: 0,
+            }),
+            Op::Read { fh, offset, .. } => {
+                let data: &[u8] = if offset == 0 { b"hi\n" } else { b"" };
+                if fh == LATER {
+                    // Park the reply; another thread answers it a moment later.
+                    let parked = ctx.park(reply);
+                    std::thread::spawn(move || {
+                        std::thread::sleep(Duration::from_millis(50));
+                        if let Some(r) = parked.take() {
+                            r.ok(&[if offset == 0 { b"hi\n" } else { b"" }]);
+                        }
+                    });
+                } else {
+                    reply.ok(&[data]);
+                }
+            }
+            Op::Opendir { ino: 1, .. } => reply.ok_pod(&OpenOut::default()),
+            Op::Readdir { offset, .. } => {
+                let mut out = Vec::new();
+                for (i, (ino, name)) in [(HELLO, "hello"), (LATER, "later")]
+                    .iter()
+                    .enumerate()
+                    .skip(offset as usize)
+                {
+                    let h = DirentHeader {
+                        ino: *ino,
+                        off: i as u64 + 1,
+                        namelen: name.len() as u32,
+                        typ: u32::from(libc::DT_REG),
+                    };
+                    out.extend_from_slice(h.as_bytes());
+                    out.extend_from_slice(name.as_bytes());
+                    out.resize(out.len().next_multiple_of(8), 0);
+                }
+                reply.ok(&[&out])
+            }
+            Op::Release { .. } | Op::Releasedir { .. } | Op::Flush { .. } => reply.ok(&[]),
+            _ => reply.error(libc::ENOSYS),
+        }
+    }
+    fn session_ended(&self) {}
+}
+
+#[test]
+fn serves_another_file_system() {
+    if !fuse_available() {
+        return;
+    }
+    let dir = temp_dir("fuse-serve");
+    let mut s = Session::mount(&dir, Arc::new(Tiny), 2).expect("mount");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    let hello = std::fs::read_to_string(dir.join("hello"));
+    let later = std::fs::read_to_string(dir.join("later"));
+    let missing = std::fs::metadata(dir.join("nothing")).err();
+    s.stopper().stop();
+    s.join();
+    let _ = std::fs::remove_dir(&dir);
+    assert_eq!(names, ["hello", "later"]);
+    assert_eq!(hello.unwrap(), "hi\n");
+    assert_eq!(
+        later.unwrap(),
+        "hi\n",
+        "a parked reply answered from another thread"
+    );
+    assert_eq!(missing.and_then(|e| e.raw_os_error()), Some(libc::ENOENT));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// Raw bytes, as read from /dev/fuse, never panic the decoder.
+    #[test]
+    fn raw_request_bytes_decode_without_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        if let Some(r) = Request::parse(&bytes) {
+            prop_assert!(bytes.len() >= std::mem::size_of::<InHeader>());
+            let _ = format!("{:?}", r.op);
+        }
+    }
+}

@@ -142,14 +142,19 @@ fn watchdog_reports_a_stalled_revoke_with_its_holders() {
         .filter(|s| s.starts_with("hang: revoker"))
         .collect();
     assert!(!hangs.is_empty(), "{r}");
-    for hang in hangs {
+    for hang in &hangs {
         assert!(
             hang.contains("Revoke of resource") && hang.contains("running for"),
             "{hang}"
         );
-        // The holders as the implementation describes them (`RevokeTimeout`'s Display).
-        assert!(!hang.contains("no holder remains"), "{hang}");
     }
+    // The holders as the implementation describes them (`RevokeTimeout`'s Display). Gangs pick
+    // slots independently, so a second gang may stall on an entry another gang's stalled call
+    // holds and find no holder once that one let go: at least one report names holders.
+    assert!(
+        hangs.iter().any(|h| !h.contains("no holder remains")),
+        "{hangs:?}"
+    );
     // No other violation: the slow implementation is otherwise correct.
     assert_eq!(r.violation_count(), count(&r, Kind::Hang), "{r}");
 }

@@ -102,6 +102,7 @@ fn raw_heavy() {
 
 /// How long a caller waits for another thread's covering barrier before issuing its own (rounds
 /// of a spin-loop hint with a yield every 64; a membarrier takes ~0.5–5 µs here).
+#[cfg(not(any(loom, miri)))]
 pub(crate) const SHARE_SPIN: u32 = 4096;
 
 #[cfg(not(any(loom, miri)))]

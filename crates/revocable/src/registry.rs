@@ -571,7 +571,7 @@ fn scan(mut f: impl FnMut(u64)) {
 
 /// A block's `used` mask with every line claimed.
 const FULL: u64 = u64::MAX >> (64 - BLOCK_LINES);
-/// Lines checked together by a scan of a full block (4 lines: 32 independent loads per branch).
+/// Lines checked together by a scan of a full block (`GROUP * INLINE` independent loads per branch).
 const GROUP: usize = 4;
 
 /// The OR of a line's slots: independent Relaxed loads, no branch.

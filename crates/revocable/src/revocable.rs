@@ -290,7 +290,7 @@ impl<T> Revocable<T> {
     }
 
     /// The resource's unique id (what its readers announce).
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn id(&self) -> u64 {
         self.tag()
     }

@@ -49,9 +49,18 @@ fn announcements_return_to_baseline() {
     );
 }
 
+/// Held by the tests that start many threads or count claimed lines, so that one's threads do
+/// not show up in the other's counts (tests of one binary run in parallel).
+static MANY_THREADS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn many_threads() -> std::sync::MutexGuard<'static, ()> {
+    MANY_THREADS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Threads come and go: records of exited threads are reused, so the registry stays bounded.
 #[test]
 fn records_of_exited_threads_are_reused() {
+    let _serial = many_threads();
     let r = Revocable::new(0u32);
     let n = if cfg!(miri) { 10 } else { 200 };
     let (_, before) = registry::record_stats();
@@ -96,6 +105,7 @@ fn a_batch_asks_for_one_heavy_barrier() {
 /// chunks of a deep nest, and lines of many threads across blocks.
 #[test]
 fn scan_sees_inline_overflow_and_many_lines() {
+    let _serial = many_threads();
     let r = Revocable::new(5u8);
     let other = Revocable::new(6u8);
     let id = r.id();

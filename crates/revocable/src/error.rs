@@ -39,6 +39,7 @@ pub struct Holder {
     pub(crate) thread_id: String,
     pub(crate) os_tid: Option<i64>,
     pub(crate) exited: bool,
+    pub(crate) send_guard: bool,
     pub(crate) held_for: Duration,
     pub(crate) exact: bool,
     pub(crate) location: Option<&'static Location<'static>>,
@@ -114,6 +115,13 @@ impl Holder {
         self.exited
     }
 
+    /// The access is a [`SendGuard`](crate::SendGuard) or [`OwnedGuard`](crate::OwnedGuard): it
+    /// belongs to no thread (it may be held by a suspended task anywhere), so the thread fields
+    /// name the Send-guard pool instead.
+    pub fn is_send_guard(&self) -> bool {
+        self.send_guard
+    }
+
     /// How long the access has been held. Exact with the `track-holders` feature; otherwise a lower
     /// bound (the time since the revoke began), see [`Holder::held_for_is_exact`].
     pub fn held_for(&self) -> Duration {
@@ -141,15 +149,19 @@ impl fmt::Display for Holder {
         if let Some(i) = self.member {
             write!(f, "member {i}: ")?;
         }
-        f.write_str("thread ")?;
-        if let Some(n) = &self.thread_name {
-            write!(f, "'{n}' ")?;
+        if self.send_guard {
+            f.write_str("a Send guard (SendGuard/OwnedGuard, held by no particular thread)")?;
+        } else {
+            f.write_str("thread ")?;
+            if let Some(n) = &self.thread_name {
+                write!(f, "'{n}' ")?;
+            }
+            write!(f, "({}", self.thread_id)?;
+            if let Some(t) = self.os_tid {
+                write!(f, ", tid {t}")?;
+            }
+            f.write_str(")")?;
         }
-        write!(f, "({}", self.thread_id)?;
-        if let Some(t) = self.os_tid {
-            write!(f, ", tid {t}")?;
-        }
-        f.write_str(")")?;
         if self.exited {
             f.write_str(" [exited: leaked guard]")?;
         }

@@ -84,11 +84,19 @@ mod error;
 #[cfg(feature = "std")]
 mod id;
 #[cfg(feature = "std")]
+mod pool;
+#[cfg(feature = "std")]
 mod registry;
 #[cfg(feature = "std")]
 mod revocable;
 #[cfg(feature = "std")]
+mod revoke_async;
+#[cfg(feature = "std")]
+mod send;
+#[cfg(feature = "std")]
 mod wait;
+#[cfg(feature = "std")]
+mod wakers;
 
 #[cfg(not(feature = "std"))]
 mod rundown;
@@ -99,8 +107,12 @@ pub use crate::batch::RevokeBatch;
 pub use crate::error::{Holder, RevokeTimeout};
 #[cfg(feature = "std")]
 pub use crate::revocable::{Revocable, RevocableGuard};
+#[cfg(feature = "std")]
+pub use crate::revoke_async::RevokeAsync;
 #[cfg(not(feature = "std"))]
 pub use crate::rundown::{Revocable, RevocableGuard};
+#[cfg(feature = "std")]
+pub use crate::send::{OwnedGuard, SendGuard};
 
 /// The barrier strategy this build uses (`"membarrier(PRIVATE_EXPEDITED)"`, or
 /// `"fence(SeqCst) on both sides"`), for diagnostics.

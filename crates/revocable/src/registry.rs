@@ -25,6 +25,9 @@
 //!
 //! # Invariants
 //! * Only the owning thread writes a line's slots (and its overflow chunks); scanners only load.
+//!   A *pooled* line (see [`crate::pool`]) belongs to no thread: each of its slots is written only
+//!   by whoever holds that slot (the guard that took it from the pool), and ownership of a slot
+//!   passes with the guard, through whatever synchronisation moved the guard.
 //! * A non-zero slot holds the id of a resource that this thread accessed and whose access has not
 //!   been retracted.
 //! * A line whose `used` bit is clear has every slot (inline and overflow) zero. The owner sets the
@@ -54,6 +57,8 @@ pub(crate) struct Owner {
     pub(crate) id: String,
     pub(crate) os_tid: Option<i64>,
     pub(crate) exited: bool,
+    /// The line belongs to the Send-guard pool ([`crate::pool`]), not to a thread.
+    pub(crate) pooled: bool,
 }
 
 /// Where and when a slot's access was taken (feature `track-holders`); zero-sized otherwise.
@@ -366,6 +371,7 @@ fn current_owner() -> Owner {
         id: format!("{:?}", t.id()),
         os_tid: os_tid(),
         exited: false,
+        pooled: false,
     }
 }
 
@@ -586,6 +592,56 @@ fn line_each(l: &Line, f: &mut impl FnMut(u64)) {
     let v: [u64; INLINE] = core::array::from_fn(|k| l.slots[k].load(Ordering::Relaxed));
     if v.iter().fold(0, |a, &x| a | x) != 0 {
         v.iter().filter(|&&x| x != 0).for_each(|&x| f(x));
+    }
+}
+
+/// One slot of a pooled line, handed out by [`crate::pool`] to a Send guard.
+///
+/// Invariant: the slot is in a line claimed for the pool (never released), and zero whenever no
+/// guard holds it.
+#[derive(Clone, Copy)]
+pub(crate) struct PoolSlot {
+    slot: &'static AtomicU64,
+    #[cfg(feature = "track-holders")]
+    meta: &'static Meta,
+}
+
+impl PoolSlot {
+    /// Announces an access to `id` in this slot; ends with the reader's light barrier.
+    #[inline(always)]
+    #[cfg_attr(feature = "track-holders", track_caller)]
+    pub(crate) fn announce(self, id: u64) -> Token {
+        #[cfg(feature = "track-holders")]
+        track(self.meta);
+        publish(self.slot, id)
+    }
+
+    /// The announcement this slot carries while a guard holds it.
+    #[inline(always)]
+    pub(crate) fn token(self) -> Token {
+        Token { slot: self.slot }
+    }
+}
+
+/// Claims a line for the Send-guard pool and appends its [`INLINE`] slots to `out`. The line is
+/// claimed for good: it is scanned like any thread's line and reported as pooled.
+#[cold]
+pub(crate) fn claim_pool_line(out: &mut Vec<PoolSlot>) {
+    barrier::init();
+    let claim = claim_line();
+    *claim.cold().owner.lock().unwrap_or_else(|e| e.into_inner()) = Owner {
+        name: None,
+        id: String::from("Send-guard pool"),
+        os_tid: None,
+        exited: false,
+        pooled: true,
+    };
+    for i in 0..INLINE {
+        out.push(PoolSlot {
+            slot: &claim.line().slots[i],
+            #[cfg(feature = "track-holders")]
+            meta: &claim.cold().meta[i],
+        });
     }
 }
 

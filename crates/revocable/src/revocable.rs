@@ -23,6 +23,13 @@
 //!   leaving holder scans; the last one out drops the value in its own thread.
 //! * Callers that lost the race and must wait for the drop set `DROP_WAITERS` and sleep on `seq`;
 //!   the dropper bumps it after setting `DROPPED`.
+//! * `ASYNC`: a [`RevokeAsync`](crate::RevokeAsync) future waits instead of a thread. It registers
+//!   its waker under the tag *before* its final check (a scan as the winner, the `DROPPED` bit
+//!   otherwise); every leaving holder that bumps `seq` and every dropper also wakes the registered
+//!   wakers. The table's lock orders a registration against a wake: a wake that finds no waker
+//!   happened before the registration, so the check after it sees that holder gone.
+//! * Send guards ([`SendGuard`](crate::SendGuard), [`OwnedGuard`](crate::OwnedGuard)) follow the
+//!   same reader protocol with a slot from the pool ([`crate::pool`]) instead of the thread's line.
 //!
 //! Only the revoking side pays: a heavy barrier and scans. The read side is two plain stores, two
 //! compiler fences and three loads of lines that stay in the reader's cache.
@@ -44,9 +51,10 @@ use core::time::Duration;
 use std::time::Instant;
 
 use crate::error::{Holder, RevokeTimeout};
+use crate::registry::PoolSlot;
 use crate::registry::{self, Token};
 use crate::sync::{fence, AtomicU32, AtomicU64, Ordering};
-use crate::{barrier, id, wait};
+use crate::{barrier, id, pool, wait, wakers};
 
 /// The low byte of `word` holds the state; the rest is the resource's id (its *tag*).
 const STATE_BITS: u32 = 8;
@@ -60,6 +68,10 @@ const DROP_WAITERS: u64 = 32;
 /// With `WAITING`: the waiter is a [`RevokeBatch`](crate::RevokeBatch) sleeping on the shared batch
 /// futex word ([`wait::batch_seq`]), not on this resource's `seq`.
 const BATCH: u64 = 64;
+/// A [`RevokeAsync`](crate::RevokeAsync) future waits (for holders as the winner, or for the drop):
+/// whoever bumps `seq` for this resource also wakes the wakers registered under its tag
+/// ([`crate::wakers`]). Never cleared: at worst a later bump looks in the table for nothing.
+pub(crate) const ASYNC: u64 = 128;
 
 /// A value that its owner can revoke while others may be using it.
 ///
@@ -289,6 +301,60 @@ impl<T> Revocable<T> {
         self.revoke_internal::<false>(None).unwrap_or(true)
     }
 
+    /// Who holds an access to the resource now: one entry per access in progress (thread-bound
+    /// guards name their thread; Send guards are reported as such, see
+    /// [`Holder::is_send_guard`]). A snapshot, for diagnostics: e.g. after a
+    /// [`revoke_async`](Self::revoke_async) wrapped in a runtime's timeout expired.
+    ///
+    /// ```
+    /// let r = revocable::Revocable::new(1);
+    /// let g = r.try_access_send().unwrap();
+    /// let holders = r.holders();
+    /// assert_eq!(holders.len(), 1);
+    /// assert!(holders[0].is_send_guard());
+    /// drop(g);
+    /// assert!(r.holders().is_empty());
+    /// ```
+    pub fn holders(&self) -> Vec<Holder> {
+        self.timeout_report(None).holders
+    }
+
+    /// Begins an access announced in a pool slot (the Send guards' reader path).
+    #[inline]
+    #[cfg_attr(feature = "track-holders", track_caller)]
+    pub(crate) fn enter_send(&self) -> Option<(NonNull<T>, PoolSlot)> {
+        // As in `try_access`: one Relaxed load, fail early once revocation is visible.
+        let w = self.word.load(Ordering::Relaxed);
+        if w & STATE != 0 {
+            core::hint::cold_path();
+            return None;
+        }
+        let slot = pool::take();
+        slot.announce(w);
+        // Relaxed: ordered after the announcement by the barrier pair (see `barrier`).
+        if self.word.load(Ordering::Relaxed) & STATE != 0 {
+            core::hint::cold_path();
+            self.leave_send(slot);
+            return None;
+        }
+        // SAFETY: as in `try_access`: the state was 0 after our announcement became visible.
+        Some((NonNull::from(unsafe { &**self.data.get() }), slot))
+    }
+
+    /// Ends an access taken by [`enter_send`](Self::enter_send), on any thread.
+    #[inline(always)]
+    pub(crate) fn leave_send(&self, slot: PoolSlot) {
+        registry::retract(&slot.token());
+        // Relaxed: ordered after the retract by the barrier pair.
+        let s = self.word.load(Ordering::Relaxed) & STATE;
+        // The slot is zero again: back to this thread's magazine before anything can unwind.
+        pool::put(slot);
+        if s != 0 {
+            core::hint::cold_path();
+            self.leave_slow(s);
+        }
+    }
+
     /// The resource's unique id (what its readers announce).
     #[cfg(all(test, not(loom)))]
     pub(crate) fn id(&self) -> u64 {
@@ -297,7 +363,7 @@ impl<T> Revocable<T> {
 
     /// What readers announce: the id part of `word`, which never changes.
     #[inline]
-    fn tag(&self) -> u64 {
+    pub(crate) fn tag(&self) -> u64 {
         self.word.load(Ordering::Relaxed) & !STATE
     }
 
@@ -379,10 +445,48 @@ impl<T> Revocable<T> {
         }
     }
 
+    /// [`RevokeAsync`](crate::RevokeAsync)'s first step: the winning state change
+    /// (`REVOKED | WAITING | ASYNC`), the heavy barrier and `SCANNED`, as in `revoke_internal`.
+    /// Whether this caller won; never waits for other threads.
+    pub(crate) fn begin_async(&self) -> bool {
+        let tag = self.tag();
+        if self
+            .word
+            .compare_exchange(
+                tag,
+                tag | REVOKED | WAITING | ASYNC,
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
+            return false;
+        }
+        barrier::heavy();
+        self.word.fetch_or(SCANNED, Ordering::Relaxed);
+        // Pairs with the fence in `leave_slow`, as in `revoke_internal`.
+        fence(Ordering::SeqCst);
+        true
+    }
+
+    /// Whether no access to the resource is in progress (a scan; ends with an Acquire fence).
+    pub(crate) fn unheld(&self) -> bool {
+        registry::count(self.tag()) == 0
+    }
+
+    /// An async waiter's check for the drop: marks `ASYNC` (so the dropper wakes the table) and
+    /// says whether the value has been dropped. Call after registering the waker.
+    pub(crate) fn dropped_or_mark_async(&self) -> bool {
+        // AcqRel, as in `wait_dropped`: Acquire pairs with the Release that sets DROPPED; Release
+        // orders our registration before the dropper's look into the table (it reads ASYNC from
+        // this RMW or a later one).
+        self.word.fetch_or(ASYNC, Ordering::AcqRel) & DROPPED != 0
+    }
+
     /// The slow half of leaving an access (guard drop or a failed `try_access`) during revocation.
     #[cold]
     #[inline(never)]
-    fn leave_slow(&self, s: u64) {
+    pub(crate) fn leave_slow(&self, s: u64) {
         if s & CLAIMED != 0 {
             return; // the value is being (or has been) dropped; nobody needs to hear from us
         }
@@ -403,6 +507,11 @@ impl<T> Revocable<T> {
             // Release: our retract happens before the revoker's Acquire load of `seq`.
             seq.fetch_add(1, Ordering::Release);
             wait::wake_all(seq);
+            if s & ASYNC != 0 {
+                // The waiting winner may be a future: our retract happens before the table's
+                // lock, so a future registered after we look has its scan see us gone.
+                wakers::wake(w & !STATE);
+            }
         } else if s & SCANNED != 0 && s & CLAIMED == 0 && registry::count(w & !STATE) == 0 {
             self.finish();
         }
@@ -423,13 +532,13 @@ impl<T> Revocable<T> {
     /// Stops waiting: clears `WAITING` (and `BATCH`) so that the last holder drops the value, then
     /// a full fence, so that a holder that saw `WAITING` and left without scanning is visible to
     /// the caller's next scan (pairs with the fence in `leave_slow`).
-    fn hand_over(&self) {
+    pub(crate) fn hand_over(&self) {
         self.word.fetch_and(!(WAITING | BATCH), Ordering::Relaxed);
         fence(Ordering::SeqCst);
     }
 
     /// Drops the value if nobody else has claimed that job; returns whether we did.
-    fn finish(&self) -> bool {
+    pub(crate) fn finish(&self) -> bool {
         // Acquire: the drop comes after every holder's last use, which our scan (Relaxed loads of
         // their Release retracts, then an Acquire fence) or our own program order already ordered before this point.
         if self.word.fetch_or(CLAIMED, Ordering::AcqRel) & CLAIMED != 0 {
@@ -440,10 +549,15 @@ impl<T> Revocable<T> {
         impl Drop for Done<'_> {
             fn drop(&mut self) {
                 // AcqRel: Release so the value's drop happens before a waiter's Acquire of
-                // DROPPED; Acquire so a waiter's earlier load of `seq` happens before our bump.
-                if self.0.fetch_or(DROPPED, Ordering::AcqRel) & DROP_WAITERS != 0 {
+                // DROPPED; Acquire so a waiter's earlier load of `seq` (or registration of its
+                // waker) happens before our bump (or our look into the waker table).
+                let prev = self.0.fetch_or(DROPPED, Ordering::AcqRel);
+                if prev & DROP_WAITERS != 0 {
                     self.1.fetch_add(1, Ordering::Release);
                     wait::wake_all(self.1);
+                }
+                if prev & ASYNC != 0 {
+                    wakers::wake(prev & !STATE);
                 }
             }
         }
@@ -489,6 +603,7 @@ impl<T> Revocable<T> {
                 thread_id: seen.owner.id,
                 os_tid: seen.owner.os_tid,
                 exited: seen.owner.exited,
+                send_guard: seen.owner.pooled,
                 held_for: seen.since.map_or(waited, |(d, _)| d),
                 exact: seen.since.is_some(),
                 location: seen.since.map(|(_, l)| l),

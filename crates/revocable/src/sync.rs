@@ -17,3 +17,8 @@ pub(crate) use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64};
 pub(crate) use loom::sync::atomic::{fence, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize};
 
 pub(crate) use core::sync::atomic::Ordering;
+
+#[cfg(loom)]
+pub(crate) use loom::sync::{Mutex, MutexGuard};
+#[cfg(all(not(loom), feature = "std"))]
+pub(crate) use std::sync::{Mutex, MutexGuard};

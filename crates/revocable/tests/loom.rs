@@ -289,3 +289,120 @@ fn timed_out_batch_hands_over() {
         assert_eq!(drops.load(Ordering::SeqCst), 1);
     });
 }
+
+/// A Send guard taken on one thread and dropped on another, racing a synchronous revoke: the
+/// value is never read after its drop, and revoke returns only after it.
+#[test]
+fn send_guard_moved_between_threads_vs_revoke() {
+    model_bounded(2, || {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let r = std::sync::Arc::new(Revocable::new(Res::new(&drops)));
+        let cell = Arc::new(loom::sync::Mutex::new(None));
+        let moved = Arc::new(AtomicUsize::new(0));
+        let (r2, cell2, moved2) = (r.clone(), cell.clone(), moved.clone());
+        let taker = thread::spawn(move || {
+            *cell2.lock().unwrap() = r2.try_access_owned();
+            moved2.store(1, Ordering::SeqCst);
+        });
+        let (cell3, moved3) = (cell.clone(), moved.clone());
+        let dropper = thread::spawn(move || {
+            while moved3.load(Ordering::SeqCst) == 0 {
+                thread::yield_now();
+            }
+            let g = cell3.lock().unwrap().take();
+            if let Some(g) = g {
+                g.read();
+            }
+        });
+        assert!(r.revoke());
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        assert!(r.try_access_owned().is_none());
+        taker.join().unwrap();
+        dropper.join().unwrap();
+    });
+}
+
+/// A waker that sets a loom flag.
+struct Flag(Arc<AtomicUsize>);
+
+impl std::task::Wake for Flag {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.store(1, Ordering::SeqCst);
+    }
+}
+
+/// `revoke_async` vs the last holder's drop: the waker is registered before the final scan, so
+/// once the holder is done either the future has resolved or its waker has been woken (a lost
+/// wake-up fails the assertion); the future resolves after the drop, which it performs itself.
+/// `owned` picks a Send guard moved to the holder thread or a thread-bound one taken there.
+fn waker_vs_last_drop(owned: bool) {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    model_bounded(2, move || {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let r = std::sync::Arc::new(Revocable::new(Res::new(&drops)));
+        let done = Arc::new(AtomicUsize::new(0));
+        let g = if owned { r.try_access_owned() } else { None };
+        let (r2, done2) = (r.clone(), done.clone());
+        let holder = thread::spawn(move || {
+            if let Some(g) = g {
+                g.read();
+            } else if let Some(g) = r2.try_access() {
+                g.read();
+            }
+            done2.store(1, Ordering::SeqCst);
+        });
+        let woken = Arc::new(AtomicUsize::new(0));
+        let w = Waker::from(std::sync::Arc::new(Flag(woken.clone())));
+        let mut cx = Context::from_waker(&w);
+        let mut f = std::pin::pin!(r.revoke_async());
+        loop {
+            if let Poll::Ready(won) = f.as_mut().poll(&mut cx) {
+                assert!(won);
+                break;
+            }
+            while woken.load(Ordering::SeqCst) == 0 && done.load(Ordering::SeqCst) == 0 {
+                thread::yield_now();
+            }
+            assert_eq!(woken.swap(0, Ordering::SeqCst), 1, "lost wake-up");
+        }
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        holder.join().unwrap();
+    });
+}
+
+#[test]
+fn revoke_async_waker_vs_last_drop_of_a_moved_owned_guard() {
+    waker_vs_last_drop(true);
+}
+
+#[test]
+fn revoke_async_waker_vs_last_drop_of_a_thread_bound_guard() {
+    waker_vs_last_drop(false);
+}
+
+/// The future dropped mid-wait, racing the last holder: the value is dropped exactly once,
+/// by the holder or by the future's drop, and never before the holder's read.
+#[test]
+fn revoke_async_dropped_mid_wait() {
+    use std::future::Future;
+    use std::task::{Context, Waker};
+    model_bounded(2, || {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let r = std::sync::Arc::new(Revocable::new(Res::new(&drops)));
+        let g = r.try_access_owned();
+        let holder = thread::spawn(move || {
+            if let Some(g) = g {
+                g.read();
+            }
+        });
+        {
+            let mut cx = Context::from_waker(Waker::noop());
+            let mut f = std::pin::pin!(r.revoke_async());
+            let _ = f.as_mut().poll(&mut cx);
+        }
+        assert!(r.try_access().is_none());
+        holder.join().unwrap();
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    });
+}

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use revocable::Revocable;
 use revocable_bench::affinity::core_count;
+use revocable_bench::async_wakeup::{self, Flavor};
 use revocable_bench::harness::{sample_latency, timer_overhead_ns};
 use revocable_bench::kind::measure_read_interleaved;
 use revocable_bench::stats::fmt_ns;
@@ -206,6 +207,29 @@ fn main() {
         wcfg.hold.as_micros()
     );
 
+    // ---- revoke_async wake-up on tokio runtimes. ----
+    let hold = wcfg.hold;
+    let async_wake: Vec<(Flavor, Summary)> = [Flavor::CurrentThread, Flavor::MultiThread]
+        .into_iter()
+        .map(|f| {
+            eprintln!("[bench] revoke_async wake-up: {}", f.name());
+            (f, async_wakeup::measure(f, st.wakeup_samples, 10, hold))
+        })
+        .collect();
+    println!();
+    println!("## revoke_async wake-up: last holder's guard drop -> the awaiting task resumes");
+    println!();
+    println!("| runtime | median | p99 |");
+    println!("|---|---:|---:|");
+    for (f, w) in &async_wake {
+        println!(
+            "| tokio {} | {} | {} |",
+            f.name(),
+            fmt_ns(w.median),
+            fmt_ns(w.p99)
+        );
+    }
+
     // ---- new + drop vs Box::new + drop. ----
     eprintln!("[bench] new+drop");
     // Interleaved as well: one run of each variant per round.
@@ -343,6 +367,45 @@ fn main() {
             unit: "x",
         },
     ];
+    let (send1, send2) = by(Kind::OursSend);
+    let (_, tokio2) = by(Kind::TokioRwLock);
+    targets.push(Target {
+        what: "try_access_send+drop (Send guard), 1 thread (issue 9)".into(),
+        ours: fmt_ns(send1),
+        baseline: "-".into(),
+        ratio: send1,
+        limit: 10.0,
+        unit: "ns",
+    });
+    targets.push(Target {
+        what: "try_access_send+drop, 2 threads, per-thread vs 1 thread (issue 9)".into(),
+        ours: fmt_ns(send2),
+        baseline: fmt_ns(send1),
+        ratio: send2 / send1,
+        limit: 1.3,
+        unit: "x",
+    });
+    targets.push(Target {
+        what: "try_access_send+drop vs tokio RwLock::try_read+drop, 2 threads (issue 9)".into(),
+        ours: fmt_ns(send2),
+        baseline: fmt_ns(tokio2),
+        ratio: send2 / tokio2,
+        limit: 1.0 / 3.0,
+        unit: "x",
+    });
+    for (f, w) in &async_wake {
+        targets.push(Target {
+            what: format!(
+                "last guard drop -> revoke_async().await resumes, tokio {}, median (issue 9)",
+                f.name()
+            ),
+            ours: fmt_ns(w.median),
+            baseline: "-".into(),
+            ratio: w.median / 1e3,
+            limit: 50.0,
+            unit: "us",
+        });
+    }
     if let Some(mb) = &mb {
         targets.push(Target {
             what: "revoke(), no holders, vs one membarrier(PRIVATE_EXPEDITED)".into(),

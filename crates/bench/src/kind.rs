@@ -13,7 +13,9 @@ use crate::harness::{
     WakeupConfig,
 };
 use crate::stats::Summary;
-use crate::{ArcSwapLoad, EpochPin, OursPool, PerSlot, ReadSide, Rundown, UpdateSide};
+use crate::{
+    ArcSwapLoad, EpochPin, OursPool, OursSendPool, PerSlot, ReadSide, Rundown, UpdateSide,
+};
 
 /// One of the measured primitives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -32,11 +34,15 @@ pub enum Kind {
     EpochPin,
     /// `arc_swap::ArcSwap::load` ([`ArcSwapLoad`]).
     ArcSwap,
+    /// `Revocable::try_access_send` + drop (a Send guard); update: `revoke()` ([`OursSendPool`]).
+    OursSend,
+    /// `tokio::sync::RwLock::try_read` + drop; update: `blocking_write()`.
+    TokioRwLock,
 }
 
 impl Kind {
     /// Every primitive, ours first.
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Ours,
         Kind::StdRwLock,
         Kind::ParkingLotRwLock,
@@ -44,6 +50,8 @@ impl Kind {
         Kind::PerSlot,
         Kind::EpochPin,
         Kind::ArcSwap,
+        Kind::OursSend,
+        Kind::TokioRwLock,
     ];
 
     /// Display name (as in tables and charts).
@@ -60,6 +68,8 @@ impl Kind {
             Kind::PerSlot => PerSlot::NAME,
             Kind::EpochPin => EpochPin::NAME,
             Kind::ArcSwap => ArcSwapLoad::NAME,
+            Kind::OursSend => OursSendPool::NAME,
+            Kind::TokioRwLock => <tokio::sync::RwLock<u64> as ReadSide>::NAME,
         }
     }
 
@@ -73,6 +83,8 @@ impl Kind {
             Kind::PerSlot => "per-slot",
             Kind::EpochPin => "epoch",
             Kind::ArcSwap => "arc-swap",
+            Kind::OursSend => "ours-send",
+            Kind::TokioRwLock => "tokio-rwlock",
         }
     }
 
@@ -86,6 +98,8 @@ impl Kind {
             Kind::PerSlot => PerSlot::WAITS_FOR_READERS,
             Kind::EpochPin => EpochPin::WAITS_FOR_READERS,
             Kind::ArcSwap => ArcSwapLoad::WAITS_FOR_READERS,
+            Kind::OursSend => OursSendPool::WAITS_FOR_READERS,
+            Kind::TokioRwLock => <tokio::sync::RwLock<u64> as UpdateSide>::WAITS_FOR_READERS,
         }
     }
 
@@ -99,6 +113,8 @@ impl Kind {
             Kind::PerSlot => measure_read::<PerSlot>(cfg),
             Kind::EpochPin => measure_read::<EpochPin>(cfg),
             Kind::ArcSwap => measure_read::<ArcSwapLoad>(cfg),
+            Kind::OursSend => measure_read::<OursSendPool>(cfg),
+            Kind::TokioRwLock => measure_read::<tokio::sync::RwLock<u64>>(cfg),
         }
     }
 
@@ -112,6 +128,8 @@ impl Kind {
             Kind::PerSlot => measure_update::<PerSlot>(cfg),
             Kind::EpochPin => measure_update::<EpochPin>(cfg),
             Kind::ArcSwap => measure_update::<ArcSwapLoad>(cfg),
+            Kind::OursSend => measure_update::<OursSendPool>(cfg),
+            Kind::TokioRwLock => measure_update::<tokio::sync::RwLock<u64>>(cfg),
         }
     }
 
@@ -124,6 +142,8 @@ impl Kind {
             Kind::ParkingLotRwLock => measure_wakeup::<parking_lot::RwLock<u64>>(cfg),
             Kind::Rundown => measure_wakeup::<Rundown>(cfg),
             Kind::PerSlot => measure_wakeup::<PerSlot>(cfg),
+            Kind::OursSend => measure_wakeup::<OursSendPool>(cfg),
+            Kind::TokioRwLock => measure_wakeup::<tokio::sync::RwLock<u64>>(cfg),
             Kind::EpochPin | Kind::ArcSwap => return None,
         })
     }

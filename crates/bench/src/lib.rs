@@ -14,6 +14,8 @@
 //! | [`Kind::PerSlot`] | [`PerSlot::enter`] (per-thread padded counters, percpu_ref/SRCU) | [`PerSlot::close_and_wait`] |
 //! | [`Kind::EpochPin`] | `crossbeam_epoch::pin()` | swap + `defer_destroy` (does not wait) |
 //! | [`Kind::ArcSwap`] | `arc_swap::ArcSwap::load` | `store` (does not wait) |
+//! | [`Kind::OursSend`] | `Revocable::try_access_send` + drop (a Send guard) | `revoke()` |
+//! | [`Kind::TokioRwLock`] | `tokio::sync::RwLock::try_read` + drop | `blocking_write()` + drop |
 //!
 //! Every primitive implements [`ReadSide`] (enter a section, leave it by dropping the guard) and,
 //! where there is an update operation, [`UpdateSide`]. The harness ([`measure_read`],
@@ -41,6 +43,7 @@
 #![warn(missing_docs)]
 
 pub mod affinity;
+pub mod async_wakeup;
 pub mod chart;
 pub mod date;
 pub mod delay;
@@ -59,7 +62,7 @@ pub use harness::{
 };
 pub use kind::Kind;
 pub use per_slot::PerSlot;
-pub use primitives::{ArcSwapLoad, EpochPin, OursPool};
+pub use primitives::{ArcSwapLoad, EpochPin, OursPool, OursSendPool};
 pub use rundown::Rundown;
 pub use stats::Summary;
 

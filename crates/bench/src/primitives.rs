@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use revocable::{Revocable, RevocableGuard};
+use revocable::{Revocable, RevocableGuard, SendGuard};
 
 use crate::{ReadSide, UpdateSide};
 
@@ -78,6 +78,60 @@ impl UpdateSide for OursPool {
     fn rearm(&self) {
         let next = (self.current.load(Ordering::Relaxed) + 1).min(self.pool.len());
         self.current.store(next, Ordering::Release);
+    }
+}
+
+/// [`OursPool`] read through Send guards: `try_access_send()` + drop; update: `revoke()`.
+///
+/// ```
+/// use revocable_bench::{OursSendPool, ReadSide, UpdateSide};
+/// let p = OursSendPool::create(1);
+/// drop(p.enter().unwrap());
+/// p.update();
+/// assert!(p.enter().is_none());
+/// ```
+pub struct OursSendPool(OursPool);
+
+impl ReadSide for OursSendPool {
+    const NAME: &'static str = "ours, Send guard";
+    type Guard<'a> = SendGuard<'a, u64>;
+    fn create(updates: usize) -> Self {
+        OursSendPool(OursPool::create(updates))
+    }
+    #[inline]
+    fn enter(&self) -> Option<SendGuard<'_, u64>> {
+        self.0.current()?.try_access_send()
+    }
+}
+
+impl UpdateSide for OursSendPool {
+    const WAITS_FOR_READERS: bool = true;
+    fn update(&self) {
+        self.0.update();
+    }
+    fn rearm(&self) {
+        self.0.rearm();
+    }
+}
+
+/// `tokio::sync::RwLock`: the async ecosystem's guard that may cross `.await`. The read section
+/// is `try_read()` (the non-async entry, as a poll would take it); the update `blocking_write()`.
+impl ReadSide for tokio::sync::RwLock<u64> {
+    const NAME: &'static str = "tokio RwLock try_read";
+    type Guard<'a> = tokio::sync::RwLockReadGuard<'a, u64>;
+    fn create(_updates: usize) -> Self {
+        tokio::sync::RwLock::new(0)
+    }
+    #[inline]
+    fn enter(&self) -> Option<Self::Guard<'_>> {
+        self.try_read().ok()
+    }
+}
+
+impl UpdateSide for tokio::sync::RwLock<u64> {
+    const WAITS_FOR_READERS: bool = true;
+    fn update(&self) {
+        drop(self.blocking_write());
     }
 }
 

@@ -38,6 +38,9 @@ RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom run cargo test -p revocable 
 step "Miri on the core tests"
 MIRIFLAGS="-Zmiri-disable-isolation" CARGO_TARGET_DIR=target/miri run cargo +nightly miri test -p revocable
 
+step "the async example: a tokio service whose backend is unplugged with requests in flight"
+cargo run --release -q -p revocable --example async_service
+
 step "short torture of the core"
 cargo run --release -q -p revocable-cli -- torture --duration "${TORTURE_SECONDS:-30}"
 

@@ -65,6 +65,11 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 8,
           value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub batch_max: u64,
+    /// Async holders: tokio tasks (on a 2-worker runtime) that hold Send guards across `.await`
+    /// yields and sleeps; 1 in 10 single revokes is a `revoke_async`. 0 disables the holders.
+    #[arg(long, value_name = "N", default_value_t = 8,
+          value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    pub async_holders: u64,
     /// Seed of every random choice [default: from the clock; printed, so a run can be repeated].
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
@@ -135,6 +140,7 @@ fn config(args: &Args) -> Config {
     cfg.sleep_percent = args.sleep_percent;
     cfg.nest_max = args.nest_max;
     cfg.batch_max = args.batch_max as usize;
+    cfg.async_holders = args.async_holders as usize;
     cfg.seed = args.seed.unwrap_or_else(clock_seed);
     cfg.stall = Duration::from_millis(args.stall_ms);
     cfg.oversubscribe = args.oversubscribe;
@@ -180,7 +186,8 @@ pub fn run(args: Args) -> ExitCode {
     }
     eprintln!(
         "torture: {}s, {} readers, {} revokers ({} racing), {} resources, holds up to {}µs \
-         ({}% hold, {}% of holds sleep), nesting up to {}, batches up to {}, stall bound {}ms, \
+         ({}% hold, {}% of holds sleep), nesting up to {}, batches up to {}, {} async holders, \
+         stall bound {}ms, \
          seed {} (repeat with --seed {})",
         cfg.duration.as_secs(),
         cfg.readers,
@@ -192,6 +199,7 @@ pub fn run(args: Args) -> ExitCode {
         cfg.sleep_percent,
         cfg.nest_max,
         cfg.batch_max,
+        cfg.async_holders,
         args.stall_ms,
         cfg.seed,
         cfg.seed

@@ -26,7 +26,8 @@
 //! reader.join().unwrap();
 //! ```
 //!
-//! A guard is `!Send`: an access begins and ends on the same thread.
+//! A [`RevocableGuard`] is `!Send`: an access begins and ends on the same thread (the fastest
+//! path; see [Async](#async) for guards that move).
 //!
 //! ```compile_fail
 //! let r = revocable::Revocable::new(1);
@@ -35,6 +36,41 @@
 //!     s.spawn(move || drop(g)); // error: `*const ()` cannot be sent between threads safely
 //! });
 //! ```
+//!
+//! # Async
+//! [`RevocableGuard`] is bound to its thread. For guards that cross `.await` in a work-stealing
+//! runtime or move into spawned tasks, take a *Send guard*: [`Revocable::try_access_owned`]
+//! (an [`OwnedGuard`], `'static`, owns a clone of the `Arc`) or [`Revocable::try_access_send`]
+//! (a borrowed [`SendGuard`]). Their announcement lives in a process-wide pool of slots rather
+//! than in the thread's, so a worker with 10,000 suspended tasks each holding one costs 10,000
+//! slots, nothing per thread (see the `pool` module docs). [`Revocable::revoke_async`] revokes
+//! without blocking the executor: it resolves after the value is dropped, woken by the last
+//! holder, and depends on no runtime (only `core::task`).
+//!
+//! ```
+//! use revocable::Revocable;
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! # tokio::runtime::Builder::new_multi_thread().enable_time().build().unwrap().block_on(async {
+//! let device = Arc::new(Revocable::new(String::from("cros_ec")));
+//! // A request in flight: its guard moves into a spawned task and is held across .await.
+//! let dev = device.try_access_owned().expect("plugged in");
+//! let request = tokio::spawn(async move {
+//!     tokio::time::sleep(Duration::from_millis(10)).await;
+//!     dev.len()
+//! });
+//! assert!(device.revoke_async().await); // waits for the request without blocking a worker
+//! assert_eq!(request.await.unwrap(), 7); // the in-flight request finished
+//! assert!(device.try_access_owned().is_none()); // later ones fail cleanly
+//! # });
+//! ```
+//!
+//! Dropping a `revoke_async` future before it resolves leaves the revocation in progress (the
+//! last holder drops the value), as after an expired [`Revocable::revoke_timeout`]. Blocking
+//! [`Revocable::revoke`] inside a task would stall its worker thread: use `revoke_async` there.
+//! The example `async_service` (`cargo run -p revocable --example async_service`) is a Unix-socket
+//! service whose backend is unplugged while requests are in flight.
 //!
 //! Many resources at once — a device's resources at unbind — are revoked with one heavy barrier
 //! and one scan by a [`RevokeBatch`], with each member keeping the single calls' semantics:

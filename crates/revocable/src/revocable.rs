@@ -111,7 +111,8 @@ pub(crate) const ASYNC: u64 = 128;
 ///
 /// # Blocking
 /// `try_access`, guard drop, [`is_revoked`](Self::is_revoked) and
-/// [`revoke_deferred`](Self::revoke_deferred) never wait for other threads. [`revoke`](Self::revoke)
+/// [`revoke_deferred`](Self::revoke_deferred) never wait for other threads;
+/// [`revoke_async`](Self::revoke_async) waits without blocking its thread. [`revoke`](Self::revoke)
 /// blocks (sleeping, not spinning) until every access in progress has ended and the value is
 /// dropped — forever if another thread leaked a guard with `mem::forget`;
 /// [`revoke_timeout`](Self::revoke_timeout) bounds the wait. `revoke` by a thread that itself holds
@@ -154,7 +155,8 @@ unsafe impl<T: Send + Sync> Sync for Revocable<T> {}
 
 /// Proof of access: dereferences to the value, which stays alive until the guard is dropped.
 ///
-/// A guard is `!Send`: an access begins and ends on one thread. It is `Sync` when `T` is, so scoped
+/// A guard is `!Send`: an access begins and ends on one thread ([`SendGuard`](crate::SendGuard)
+/// and [`OwnedGuard`](crate::OwnedGuard) may move). It is `Sync` when `T` is, so scoped
 /// threads can borrow through it. A leaked guard (`mem::forget`) is an access that never ends: a
 /// revoke then waits forever, and [`Revocable::revoke_timeout`] reports it.
 #[must_use = "the access ends when the guard is dropped"]

@@ -99,6 +99,7 @@ impl<F: Flaw> Broken<F> {
 
 impl<F: Flaw> Subject for Broken<F> {
     type Guard<'a> = BrokenGuard;
+    type SendGuard<'a> = BrokenGuard;
     type Timeout = NeverTimesOut;
     const NAME: &'static str = F::NAME;
 
@@ -112,8 +113,14 @@ impl<F: Flaw> Subject for Broken<F> {
         let slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
         slot.as_ref().map(|p| BrokenGuard(Arc::clone(p)))
     }
+    fn try_access_send(&self) -> Option<BrokenGuard> {
+        self.try_access()
+    }
     fn revoke(&self) -> bool {
         self.take()
+    }
+    fn revoke_async(&self) -> impl std::future::Future<Output = bool> + Send + '_ {
+        std::future::ready(self.take())
     }
     fn revoke_deferred(&self) -> bool {
         self.take()

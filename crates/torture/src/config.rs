@@ -50,6 +50,9 @@ pub struct Config {
     /// Largest batch a revoker builds (`RevokeBatch`: the gang's target plus random other
     /// resources, duplicates allowed); 1 disables batches.
     pub batch_max: usize,
+    /// Async holders: tokio tasks on a 2-worker multi-thread runtime that take Send guards and
+    /// hold them across yields and sleeps (migrating between workers); 0 disables them.
+    pub async_holders: usize,
     /// Seed of every random choice.
     pub seed: u64,
     /// A revoke call running longer than this is a hang: reported, and the run fails.
@@ -149,6 +152,7 @@ impl Config {
             hold_percent: 50,
             nest_max: 3,
             batch_max: 8,
+            async_holders: 8,
             seed: 1,
             stall: Duration::from_secs(5),
             oversubscribe: false,
@@ -195,6 +199,7 @@ impl Config {
         let limits = [
             ("readers", self.readers as u128, THREAD_LIMIT as u128),
             ("revokers", self.revokers as u128, THREAD_LIMIT as u128),
+            ("async-holders", self.async_holders as u128, 100_000),
             ("resources", self.resources as u128, RESOURCE_LIMIT as u128),
             ("nest-max", self.nest_max as u128, NEST_LIMIT as u128),
             ("sleep-percent", self.sleep_percent.into(), 100),

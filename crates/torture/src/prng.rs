@@ -51,6 +51,8 @@ pub enum Role {
     Revoker = 2,
     /// The shared choices of a gang of racing revokers (index = gang number).
     Gang = 3,
+    /// An async holder task (index = task number).
+    AsyncHolder = 4,
 }
 
 /// xoshiro256++: fast, small state, good statistical quality; not cryptographic.

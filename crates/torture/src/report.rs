@@ -58,12 +58,14 @@ pub struct OpCounts {
     pub batch: u64,
     /// Members revoked through batches.
     pub batch_members: u64,
+    /// `revoke_async` calls (driven to completion by the revoker thread).
+    pub async_revoke: u64,
 }
 
 impl OpCounts {
     /// All calls.
     pub fn total(&self) -> u64 {
-        self.revoke + self.deferred + self.timeout + self.batch
+        self.revoke + self.deferred + self.timeout + self.batch + self.async_revoke
     }
 
     /// Adds `other`.
@@ -73,6 +75,7 @@ impl OpCounts {
         self.timeout += other.timeout;
         self.batch += other.batch;
         self.batch_members += other.batch_members;
+        self.async_revoke += other.async_revoke;
     }
 }
 
@@ -101,6 +104,10 @@ pub struct Report {
     pub nested: u64,
     /// Holds that slept.
     pub sleeps: u64,
+    /// Accesses by async holders (Send guards held across `.await` in tokio tasks).
+    pub async_accesses: u64,
+    /// Async holders' accesses that found the resource revoked.
+    pub async_misses: u64,
     /// Reader pipe histogram: checks that saw pipe count 0 (good) and ≥ 1 (too-short wait).
     pub pipe: [u64; 2],
     /// Revoke calls by flavour.
@@ -173,13 +180,20 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
+            "  async holders    {} accesses ({:.0}/s) held across .await, {} found revoked",
+            self.async_accesses,
+            self.async_accesses as f64 / secs,
+            self.async_misses
+        )?;
+        writeln!(
+            f,
             "  reader pipe      0: {}  >=1: {}",
             self.pipe[0], self.pipe[1]
         )?;
         writeln!(
             f,
             "  revokes          {} ({:.0}/s): revoke {} deferred {} timeout {} batch {} ({} members) \
-             ({} expired); {} won, {} resources recycled",
+             async {} ({} expired); {} won, {} resources recycled",
             self.ops.total(),
             self.ops.total() as f64 / secs,
             self.ops.revoke,
@@ -187,6 +201,7 @@ impl fmt::Display for Report {
             self.ops.timeout,
             self.ops.batch,
             self.ops.batch_members,
+            self.ops.async_revoke,
             self.timeouts,
             self.wins,
             self.recycled

@@ -131,6 +131,10 @@ struct Shared<S: Subject> {
     revokers: Vec<RevokerSlot<S>>,
     recycled: AtomicU64,
     max_revoke_ns: AtomicU64,
+    /// The runtime of the async holders, on which revokers also drive `revoke_async`.
+    rt: tokio::runtime::Handle,
+    async_accesses: AtomicU64,
+    async_misses: AtomicU64,
 }
 
 impl<S: Subject> Shared<S> {
@@ -143,6 +147,8 @@ impl<S: Subject> Shared<S> {
 #[derive(Clone, Copy, Debug)]
 enum Op {
     Revoke,
+    /// `revoke_async`, driven to completion by the revoker thread (`Handle::block_on`).
+    Async,
     Deferred,
     Timeout(Duration),
 }
@@ -220,26 +226,8 @@ impl<S: Subject> Reader<'_, S> {
     }
 
     fn check(&mut self, entry: &Entry<S>, payload: &Payload) {
-        if let Err(d) = payload.check(entry.generation) {
-            self.sh.violations.record(damage_kind(d), || {
-                format!("reader {} holding {}: {d:?}", self.index, entry.name())
-            });
-        }
-        // Acquire pairs with the Release bump after a waiting revoke returned: if this load sees
-        // it, the revoke returned while this guard was held.
-        let pipe = entry.pipe.load(Ordering::Acquire);
-        if pipe == 0 {
-            self.t.pipe[0] += 1;
-        } else {
-            self.t.pipe[1] += 1;
-            self.sh.violations.record(Kind::PipeTooShort, || {
-                format!(
-                    "reader {} holding {}: a waiting revoke already returned",
-                    self.index,
-                    entry.name()
-                )
-            });
-        }
+        let ok = check_held(self.sh, entry, payload, || format!("reader {}", self.index));
+        self.t.pipe[usize::from(!ok)] += 1;
     }
 
     fn hold(&mut self) {
@@ -264,6 +252,73 @@ impl<S: Subject> Reader<'_, S> {
             }
         }
     }
+}
+
+/// Checks a payload held through a guard: intact, of the right generation, and no waiting
+/// revoke of it has returned yet (the pipe). Records violations; returns whether the pipe was 0.
+fn check_held<S: Subject>(
+    sh: &Shared<S>,
+    entry: &Entry<S>,
+    payload: &Payload,
+    who: impl Fn() -> String,
+) -> bool {
+    if let Err(d) = payload.check(entry.generation) {
+        sh.violations.record(damage_kind(d), || {
+            format!("{} holding {}: {d:?}", who(), entry.name())
+        });
+    }
+    // Acquire pairs with the Release bump after a waiting revoke returned: if this load sees
+    // it, the revoke returned while this guard was held.
+    if entry.pipe.load(Ordering::Acquire) == 0 {
+        return true;
+    }
+    sh.violations.record(Kind::PipeTooShort, || {
+        format!(
+            "{} holding {}: a waiting revoke already returned",
+            who(),
+            entry.name()
+        )
+    });
+    false
+}
+
+/// An async holder: a task that takes Send guards and holds them across `.await` (yields and
+/// timer sleeps, so the task may resume on the other worker), checking before and after.
+async fn async_holder<S: Subject>(sh: Arc<Shared<S>>, index: usize) {
+    let mut rng = Rng::stream(sh.cfg.seed, Role::AsyncHolder, index as u64);
+    let max_ns = u64::try_from(sh.cfg.hold_max.as_nanos()).unwrap_or(u64::MAX);
+    let who = || format!("async holder {index}");
+    let (mut accesses, mut misses) = (0u64, 0u64);
+    while !sh.stopping() {
+        let slot = rng.below(sh.slots.len() as u64) as usize;
+        let e = sh.slots[slot].load_full();
+        let guard = e.rev.try_access_send();
+        match guard {
+            None => {
+                misses += 1;
+                tokio::task::yield_now().await;
+            }
+            Some(g) => {
+                accesses += 1;
+                check_held(&sh, &e, &g, who);
+                match rng.below(4) {
+                    0 => tokio::task::yield_now().await,
+                    1 => {
+                        let d = Duration::from_nanos(rng.range_inclusive(0, max_ns));
+                        tokio::time::sleep(d).await;
+                    }
+                    _ => {}
+                }
+                check_held(&sh, &e, &g, who);
+                drop(g);
+                if accesses.is_multiple_of(64) {
+                    tokio::task::yield_now().await;
+                }
+            }
+        }
+    }
+    sh.async_accesses.fetch_add(accesses, Ordering::Relaxed);
+    sh.async_misses.fetch_add(misses, Ordering::Relaxed);
 }
 
 /// What a gang of racing revokers shares.
@@ -318,7 +373,8 @@ fn revoker<S: Subject>(sh: &Shared<S>, gang: &Gang<S>, index: usize) -> RevokerT
         };
         let batch = sh.cfg.batch_max > 1 && rng.below(10) < 3;
         let op = match rng.below(10) {
-            0..=3 => Op::Revoke,
+            0..=2 => Op::Revoke,
+            3 => Op::Async,
             4..=6 => Op::Deferred,
             _ => Op::Timeout(Duration::from_nanos(rng.range_inclusive(0, max_timeout_ns))),
         };
@@ -345,7 +401,8 @@ fn revoker<S: Subject>(sh: &Shared<S>, gang: &Gang<S>, index: usize) -> RevokerT
         let results: Vec<Result<bool, ()>> = if batch {
             let revs: Vec<&S> = members.iter().map(|m| &m.rev).collect();
             let (deferred, timeout) = match op {
-                Op::Revoke => (false, None),
+                // A batch has no async form: it waits like a synchronous one.
+                Op::Revoke | Op::Async => (false, None),
                 Op::Deferred => (true, None),
                 Op::Timeout(d) => (false, Some(d)),
             };
@@ -359,6 +416,7 @@ fn revoker<S: Subject>(sh: &Shared<S>, gang: &Gang<S>, index: usize) -> RevokerT
         } else {
             vec![match op {
                 Op::Revoke => Ok(e.rev.revoke()),
+                Op::Async => Ok(sh.rt.block_on(e.rev.revoke_async())),
                 Op::Deferred => Ok(e.rev.revoke_deferred()),
                 Op::Timeout(d) => e.rev.revoke_timeout(d).map_err(drop),
             }]
@@ -371,6 +429,7 @@ fn revoker<S: Subject>(sh: &Shared<S>, gang: &Gang<S>, index: usize) -> RevokerT
         } else {
             match op {
                 Op::Revoke => t.ops.revoke += 1,
+                Op::Async => t.ops.async_revoke += 1,
                 Op::Deferred => t.ops.deferred += 1,
                 Op::Timeout(_) => t.ops.timeout += 1,
             }
@@ -570,6 +629,12 @@ pub fn torture<S: Subject>(
 ) -> Result<Report, ConfigError> {
     cfg.validate()?;
     let violations = Arc::new(Violations::default());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("torture-async")
+        .enable_time()
+        .build()
+        .expect("building the async holders' tokio runtime");
     let sh = Arc::new(Shared::<S> {
         cfg: cfg.clone(),
         slots: (0..cfg.resources)
@@ -587,6 +652,9 @@ pub fn torture<S: Subject>(
             .collect(),
         recycled: AtomicU64::new(0),
         max_revoke_ns: AtomicU64::new(0),
+        rt: rt.handle().clone(),
+        async_accesses: AtomicU64::new(0),
+        async_misses: AtomicU64::new(0),
     });
     let start = Instant::now();
     let mut workers = Vec::new();
@@ -626,6 +694,9 @@ pub fn torture<S: Subject>(
             next += 1;
         }
     }
+    let async_holders: Vec<_> = (0..cfg.async_holders)
+        .map(|i| rt.spawn(async_holder(Arc::clone(&sh), i)))
+        .collect();
     let dog_done = Arc::new(AtomicBool::new(false));
     let dog = {
         let (sh, done) = (Arc::clone(&sh), Arc::clone(&dog_done));
@@ -659,6 +730,19 @@ pub fn torture<S: Subject>(
     while workers.iter().any(|w| !w.is_finished()) && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(5));
     }
+    let left = deadline.saturating_duration_since(Instant::now());
+    let holders_done = rt.block_on(async {
+        tokio::time::timeout(left, async {
+            for h in async_holders {
+                if h.await.is_err() {
+                    sh.violations
+                        .record(Kind::Hang, || "an async holder task panicked".into());
+                }
+            }
+        })
+        .await
+        .is_ok()
+    });
     dog_done.store(true, Ordering::Relaxed);
     let _ = dog.join();
     let mut report = Report {
@@ -672,6 +756,11 @@ pub fn torture<S: Subject>(
         ..Report::default()
     };
     let mut stuck = Vec::new();
+    if !holders_done {
+        stuck.push("async holder tasks".to_string());
+    }
+    report.async_accesses = sh.async_accesses.load(Ordering::Relaxed);
+    report.async_misses = sh.async_misses.load(Ordering::Relaxed);
     for w in workers {
         if !w.is_finished() {
             stuck.push(w.name());

@@ -4,10 +4,11 @@
 //! tortured; [`crate::broken`] implements it with deliberate bugs to prove the checker catches them.
 
 use std::fmt;
+use std::future::Future;
 use std::ops::Deref;
 use std::time::Duration;
 
-use revocable::{Revocable, RevocableGuard, RevokeTimeout};
+use revocable::{Revocable, RevocableGuard, RevokeTimeout, SendGuard};
 
 use crate::payload::Payload;
 
@@ -31,6 +32,10 @@ pub trait Subject: Send + Sync + Sized + 'static {
     type Guard<'a>: Deref<Target = Payload>
     where
         Self: 'a;
+    /// A guard that may be held across `.await` and dropped on another thread.
+    type SendGuard<'a>: Deref<Target = Payload> + Send
+    where
+        Self: 'a;
     /// Error of an expired `revoke_timeout`; its `Display` names the holders.
     type Timeout: fmt::Display;
     /// Short name shown in reports.
@@ -40,8 +45,12 @@ pub trait Subject: Send + Sync + Sized + 'static {
     fn new(data: Payload) -> Self;
     /// Access, or `None` once revoked.
     fn try_access(&self) -> Option<Self::Guard<'_>>;
+    /// Access through a Send guard, or `None` once revoked.
+    fn try_access_send(&self) -> Option<Self::SendGuard<'_>>;
     /// Revokes and waits for the drop; `true` for the call that revoked.
     fn revoke(&self) -> bool;
+    /// Revokes and resolves after the drop, without blocking; `true` for the call that revoked.
+    fn revoke_async(&self) -> impl Future<Output = bool> + Send + '_;
     /// Revokes without waiting; `true` for the call that revoked.
     fn revoke_deferred(&self) -> bool;
     /// Revokes and waits at most `timeout` for the drop.
@@ -79,6 +88,7 @@ pub trait Subject: Send + Sync + Sized + 'static {
 
 impl Subject for Revocable<Payload> {
     type Guard<'a> = RevocableGuard<'a, Payload>;
+    type SendGuard<'a> = SendGuard<'a, Payload>;
     type Timeout = RevokeTimeout;
     const NAME: &'static str = "Revocable";
 
@@ -87,6 +97,12 @@ impl Subject for Revocable<Payload> {
     }
     fn try_access(&self) -> Option<Self::Guard<'_>> {
         Revocable::try_access(self)
+    }
+    fn try_access_send(&self) -> Option<Self::SendGuard<'_>> {
+        Revocable::try_access_send(self)
+    }
+    fn revoke_async(&self) -> impl Future<Output = bool> + Send + '_ {
+        Revocable::revoke_async(self)
     }
     fn revoke(&self) -> bool {
         Revocable::revoke(self)

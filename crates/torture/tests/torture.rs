@@ -96,6 +96,7 @@ const STALL: Duration = Duration::from_millis(200);
 
 impl Subject for Stalls {
     type Guard<'a> = revocable::RevocableGuard<'a, Payload>;
+    type SendGuard<'a> = revocable::SendGuard<'a, Payload>;
     type Timeout = revocable::RevokeTimeout;
     const NAME: &'static str = "stalls";
     fn new(data: Payload) -> Self {
@@ -103,6 +104,12 @@ impl Subject for Stalls {
     }
     fn try_access(&self) -> Option<Self::Guard<'_>> {
         self.0.try_access()
+    }
+    fn try_access_send(&self) -> Option<Self::SendGuard<'_>> {
+        self.0.try_access_send()
+    }
+    fn revoke_async(&self) -> impl std::future::Future<Output = bool> + Send + '_ {
+        self.0.revoke_async()
     }
     fn revoke(&self) -> bool {
         let held = self.0.try_access();
@@ -174,6 +181,7 @@ struct Lies<const WINS: bool>(Revocable<Payload>);
 
 impl<const WINS: bool> Subject for Lies<WINS> {
     type Guard<'a> = revocable::RevocableGuard<'a, Payload>;
+    type SendGuard<'a> = revocable::SendGuard<'a, Payload>;
     type Timeout = revocable::RevokeTimeout;
     const NAME: &'static str = if WINS { "always-wins" } else { "never-wins" };
     fn new(data: Payload) -> Self {
@@ -181,6 +189,12 @@ impl<const WINS: bool> Subject for Lies<WINS> {
     }
     fn try_access(&self) -> Option<Self::Guard<'_>> {
         self.0.try_access()
+    }
+    fn try_access_send(&self) -> Option<Self::SendGuard<'_>> {
+        self.0.try_access_send()
+    }
+    fn revoke_async(&self) -> impl std::future::Future<Output = bool> + Send + '_ {
+        self.0.revoke_async()
     }
     fn revoke(&self) -> bool {
         self.0.revoke();
@@ -234,6 +248,7 @@ struct NeverReturns(Revocable<Payload>);
 
 impl Subject for NeverReturns {
     type Guard<'a> = revocable::RevocableGuard<'a, Payload>;
+    type SendGuard<'a> = revocable::SendGuard<'a, Payload>;
     type Timeout = revocable::RevokeTimeout;
     const NAME: &'static str = "never-returns";
     fn new(data: Payload) -> Self {
@@ -241,6 +256,12 @@ impl Subject for NeverReturns {
     }
     fn try_access(&self) -> Option<Self::Guard<'_>> {
         self.0.try_access()
+    }
+    fn try_access_send(&self) -> Option<Self::SendGuard<'_>> {
+        self.0.try_access_send()
+    }
+    fn revoke_async(&self) -> impl std::future::Future<Output = bool> + Send + '_ {
+        self.0.revoke_async()
     }
     fn revoke(&self) -> bool {
         thread::sleep(Duration::from_millis(2500));
@@ -278,6 +299,7 @@ struct GivesUp(Revocable<Payload>);
 
 impl Subject for GivesUp {
     type Guard<'a> = revocable::RevocableGuard<'a, Payload>;
+    type SendGuard<'a> = revocable::SendGuard<'a, Payload>;
     type Timeout = revocable::RevokeTimeout;
     const NAME: &'static str = "gives-up";
     fn new(data: Payload) -> Self {
@@ -285,6 +307,12 @@ impl Subject for GivesUp {
     }
     fn try_access(&self) -> Option<Self::Guard<'_>> {
         self.0.try_access()
+    }
+    fn try_access_send(&self) -> Option<Self::SendGuard<'_>> {
+        self.0.try_access_send()
+    }
+    fn revoke_async(&self) -> impl std::future::Future<Output = bool> + Send + '_ {
+        self.0.revoke_async()
     }
     fn revoke(&self) -> bool {
         self.0.revoke()
@@ -312,6 +340,7 @@ struct BatchSkipsWait(Revocable<Payload>);
 
 impl Subject for BatchSkipsWait {
     type Guard<'a> = revocable::RevocableGuard<'a, Payload>;
+    type SendGuard<'a> = revocable::SendGuard<'a, Payload>;
     type Timeout = revocable::RevokeTimeout;
     const NAME: &'static str = "batch-skips-wait";
     fn new(data: Payload) -> Self {
@@ -319,6 +348,12 @@ impl Subject for BatchSkipsWait {
     }
     fn try_access(&self) -> Option<Self::Guard<'_>> {
         self.0.try_access()
+    }
+    fn try_access_send(&self) -> Option<Self::SendGuard<'_>> {
+        self.0.try_access_send()
+    }
+    fn revoke_async(&self) -> impl std::future::Future<Output = bool> + Send + '_ {
+        self.0.revoke_async()
     }
     fn revoke(&self) -> bool {
         self.0.revoke()
@@ -359,4 +394,66 @@ fn real_batches_pass() {
     let (r, _) = run::<Revocable<Payload>>(&cfg);
     assert!(r.passed(), "{r}");
     assert!(r.ops.batch > 0 && r.ops.batch_members > r.ops.batch, "{r}");
+}
+
+/// `revoke_async` that resolves without waiting for the holders (a deferred revoke in disguise).
+struct AsyncSkipsWait(Revocable<Payload>);
+
+impl Subject for AsyncSkipsWait {
+    type Guard<'a> = revocable::RevocableGuard<'a, Payload>;
+    type SendGuard<'a> = revocable::SendGuard<'a, Payload>;
+    type Timeout = revocable::RevokeTimeout;
+    const NAME: &'static str = "async-skips-wait";
+    fn new(data: Payload) -> Self {
+        Self(Revocable::new(data))
+    }
+    fn try_access(&self) -> Option<Self::Guard<'_>> {
+        self.0.try_access()
+    }
+    fn try_access_send(&self) -> Option<Self::SendGuard<'_>> {
+        self.0.try_access_send()
+    }
+    fn revoke_async(&self) -> impl std::future::Future<Output = bool> + Send + '_ {
+        std::future::ready(self.0.revoke_deferred())
+    }
+    fn revoke(&self) -> bool {
+        self.0.revoke()
+    }
+    fn revoke_deferred(&self) -> bool {
+        self.0.revoke_deferred()
+    }
+    fn revoke_timeout(&self, timeout: Duration) -> Result<bool, Self::Timeout> {
+        self.0.revoke_timeout(timeout)
+    }
+}
+
+#[test]
+fn an_async_revoke_that_skips_the_wait_is_caught() {
+    let mut cfg = Config::for_cores(2);
+    cfg.duration = Duration::from_secs(2);
+    cfg.hold_percent = 100;
+    cfg.batch_max = 1;
+    let report = torture::<AsyncSkipsWait>(&cfg, |_| {}).unwrap();
+    assert!(!report.passed(), "{report}");
+    assert!(report.ops.async_revoke > 0, "{report}");
+    let kinds: Vec<_> = report.violations.iter().map(|(k, _)| k.name()).collect();
+    assert!(
+        kinds
+            .iter()
+            .any(|k| *k == "returned-before-drop" || *k == "pipe-too-short"),
+        "{report}"
+    );
+}
+
+#[test]
+fn async_holders_take_accesses_across_awaits() {
+    let mut cfg = Config::for_cores(2);
+    cfg.duration = Duration::from_millis(800);
+    cfg.async_holders = 32;
+    let report = torture::<Revocable<Payload>>(&cfg, |_| {}).unwrap();
+    assert!(report.passed(), "{report}");
+    assert!(
+        report.async_accesses > 0 && report.ops.async_revoke > 0,
+        "{report}"
+    );
 }

@@ -27,7 +27,8 @@ use std::vec::Vec;
 
 use crate::error::RevokeTimeout;
 use crate::registry::{self, TagSet};
-use crate::revocable::{remaining, self_deadlock, Member};
+use crate::revocable::{remaining, Member};
+use crate::self_wait;
 use crate::sync::{fence, Ordering};
 use crate::{barrier, wait, Revocable};
 
@@ -125,11 +126,16 @@ impl<'a> RevokeBatch<'a> {
     ///
     /// let (a, b) = (Revocable::new(1), Revocable::new(2));
     /// let held = b.try_access().unwrap();
-    /// let mut batch = RevokeBatch::new();
-    /// batch.push(&a);
-    /// batch.push(&b);
-    /// let err = batch.revoke_timeout(Duration::from_millis(10)).unwrap_err();
-    /// assert_eq!(err.members(), [1]);          // `a` was dropped; `b` is still held
+    /// std::thread::scope(|s| {
+    ///     // Another thread revokes: a holder's own waiting revoke is a self-wait (it panics).
+    ///     let err = s.spawn(|| {
+    ///         let mut batch = RevokeBatch::new();
+    ///         batch.push(&a);
+    ///         batch.push(&b);
+    ///         batch.revoke_timeout(Duration::from_millis(10)).unwrap_err()
+    ///     });
+    ///     assert_eq!(err.join().unwrap().members(), [1]); // `a` was dropped; `b` is still held
+    /// });
     /// drop(held);                              // `b`'s last holder drops it now
     /// ```
     pub fn revoke_timeout(self, timeout: Duration) -> Result<Vec<bool>, RevokeTimeout> {
@@ -174,10 +180,9 @@ impl<'a> RevokeBatch<'a> {
                 if pending.is_empty() || !SYNC {
                     break;
                 }
-                let self_wait =
-                    timeout.is_none() && pending.iter().any(|&j| registry::held_here(tags[j]));
+                let self_wait = pending.iter().find_map(|&j| self_wait::check(tags[j]));
                 let timed_out = panicked.is_some()
-                    || self_wait
+                    || self_wait.is_some()
                     || match remaining(start, timeout) {
                         Some(Duration::ZERO) => true,
                         left => wait::wait(wait::batch_seq(), q, left) == wait::Woken::TimedOut,
@@ -194,8 +199,8 @@ impl<'a> RevokeBatch<'a> {
                 if pending.is_empty() || panicked.is_some() {
                     break;
                 }
-                if self_wait {
-                    self_deadlock();
+                if let Some(why) = self_wait {
+                    self_wait::fail(why);
                 }
                 let held: Vec<usize> = pending.iter().map(|&j| winners[j]).collect();
                 return Err(self.report(&held, &lost, start));

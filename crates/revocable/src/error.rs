@@ -18,7 +18,10 @@ use std::vec::Vec;
 ///
 /// let r = Revocable::new(5);
 /// let guard = r.try_access().unwrap();
-/// let err = r.revoke_timeout(Duration::from_millis(10)).unwrap_err();
+/// // Another thread revokes (a holder's own revoke_timeout would be a self-wait: it panics).
+/// let err = std::thread::scope(|s| {
+///     s.spawn(|| r.revoke_timeout(Duration::from_millis(10)).unwrap_err()).join().unwrap()
+/// });
 /// assert_eq!(err.remaining(), 1);
 /// assert!(err.to_string().contains("1 holder"));
 /// assert!(r.try_access().is_none()); // revocation is in progress
@@ -39,6 +42,7 @@ pub struct Holder {
     pub(crate) thread_id: String,
     pub(crate) os_tid: Option<i64>,
     pub(crate) exited: bool,
+    pub(crate) exiting: bool,
     pub(crate) send_guard: bool,
     pub(crate) held_for: Duration,
     pub(crate) exact: bool,
@@ -100,7 +104,10 @@ impl Holder {
         self.thread_name.as_deref()
     }
 
-    /// The holding thread's `ThreadId`, as its `Debug` text (e.g. `ThreadId(7)`).
+    /// The holding thread, as `tid N` (its kernel thread id; what `gdb` and `/proc` show).
+    ///
+    /// Not the Rust `ThreadId`: the crate records who owns its slots without asking std for the
+    /// current thread, which panics during thread teardown, where accesses are allowed too.
     pub fn thread_id(&self) -> &str {
         &self.thread_id
     }
@@ -113,6 +120,13 @@ impl Holder {
     /// The thread has exited: the access was leaked (`mem::forget`, `Box::leak`) and will never end.
     pub fn thread_exited(&self) -> bool {
         self.exited
+    }
+
+    /// The thread is exiting: its exit handling has run, but the access is still held by code
+    /// running during its teardown (a later thread-exit destructor). It ends when that code
+    /// lets go.
+    pub fn thread_exiting(&self) -> bool {
+        self.exiting
     }
 
     /// The access is a [`SendGuard`](crate::SendGuard) or [`OwnedGuard`](crate::OwnedGuard): it
@@ -164,6 +178,8 @@ impl fmt::Display for Holder {
         }
         if self.exited {
             f.write_str(" [exited: leaked guard]")?;
+        } else if self.exiting {
+            f.write_str(" [exiting: held by code running during the thread's teardown]")?;
         }
         let ms = self.held_for.as_secs_f64() * 1e3;
         if self.exact {

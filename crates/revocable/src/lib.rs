@@ -128,6 +128,8 @@ mod revocable;
 #[cfg(feature = "std")]
 mod revoke_async;
 #[cfg(feature = "std")]
+mod self_wait;
+#[cfg(feature = "std")]
 mod send;
 #[cfg(feature = "std")]
 mod wait;

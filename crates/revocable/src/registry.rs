@@ -109,6 +109,10 @@ struct Block {
     lines: [Line; BLOCK_LINES],
     used: AtomicU64,
     overflowed: AtomicU64,
+    /// Lines whose thread finished its per-thread cleanup while an access was still announced
+    /// (or that registered after it): reclaimed by [`sweep_orphans`] once the thread is gone and
+    /// the line is all zero.
+    orphaned: AtomicU64,
     next: AtomicPtr<Block>,
     cold: Box<[Cold]>,
 }
@@ -152,17 +156,6 @@ fn registry() -> &'static Registry {
     &R
 }
 
-/// Releases this thread's line when the thread exits.
-struct Handle(core::cell::Cell<Option<Claim>>);
-
-impl Drop for Handle {
-    fn drop(&mut self) {
-        if let Some(c) = self.0.get() {
-            release(c);
-        }
-    }
-}
-
 /// What `LOCAL` points to before this thread has a line (and after it gave it back): a line with
 /// every slot busy, so the fast path needs no null check — it finds no free slot and falls into
 /// `announce_deep`, which registers. It is in no block, so scans never see it, and nothing ever
@@ -191,13 +184,103 @@ std::thread_local! {
     /// always accessible; const-initialised, so no lazy-init check).
     static LOCAL: core::cell::Cell<*const Line> =
         const { core::cell::Cell::new(&raw const SENTINEL) };
-    /// This thread's claim (the line's block and index), released at thread exit.
-    static HANDLE: Handle = const { Handle(core::cell::Cell::new(None)) };
+    /// This thread's claim (the line's block and index). No destructor either: the line is
+    /// handed back by [`exit`] (see [`on_thread_exit`]), and every path, including those run
+    /// from thread-exit destructors, can read it.
+    static CLAIM: core::cell::Cell<Option<Claim>> = const { core::cell::Cell::new(None) };
+    /// Set once this thread's line was handed back at exit: a line claimed after that (an
+    /// access from a later destructor) is orphaned from birth, see [`sweep_orphans`].
+    static EXITED: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
 }
 #[cfg(loom)]
 loom::thread_local! {
     static LOCAL: core::cell::Cell<*const Line> = core::cell::Cell::new(sentinel());
-    static HANDLE: Handle = Handle(core::cell::Cell::new(None));
+    static CLAIM: core::cell::Cell<Option<Claim>> = core::cell::Cell::new(None);
+    static EXITED: core::cell::Cell<bool> = core::cell::Cell::new(false);
+    /// loom has no pthread keys: a thread-local destructor stands in for [`on_thread_exit`].
+    static EXIT: Exit = Exit;
+}
+
+/// Hands this thread's line back at exit (under loom, where it replaces the pthread key).
+#[cfg(loom)]
+struct Exit;
+#[cfg(loom)]
+impl Drop for Exit {
+    fn drop(&mut self) {
+        exit();
+    }
+}
+
+/// Arranges for [`exit`] to run when this thread exits.
+///
+/// A pthread key's destructor, not a Rust thread-local's: glibc runs key destructors after
+/// every Rust thread-local destructor (which run through `__cxa_thread_atexit_impl`), so a guard
+/// kept in a `thread_local!` has been dropped by then and the line is handed back clean. An access
+/// from a C library's own key destructor that runs after ours registers again, and setting the
+/// key from inside the destructor pass makes glibc run ours once more (up to
+/// `PTHREAD_DESTRUCTOR_ITERATIONS` passes; a line claimed after that is orphaned from birth).
+#[cfg(all(unix, not(loom)))]
+fn arm_exit() {
+    static KEY: std::sync::OnceLock<Option<libc::pthread_key_t>> = std::sync::OnceLock::new();
+    unsafe extern "C" fn on_thread_exit(_: *mut libc::c_void) {
+        exit();
+    }
+    let key = KEY.get_or_init(|| {
+        let mut k: libc::pthread_key_t = 0;
+        // SAFETY: a valid out-pointer and a destructor with the C ABI that never unwinds (`exit`
+        // does not panic: it only loads, stores and locks a mutex whose poisoning it ignores).
+        (unsafe { libc::pthread_key_create(&mut k, Some(on_thread_exit)) } == 0).then_some(k)
+    });
+    match key {
+        // SAFETY: the key exists; any non-null value makes glibc call the destructor at exit.
+        Some(k) => unsafe {
+            libc::pthread_setspecific(*k, ptr::dangling_mut::<libc::c_void>());
+        },
+        // Out of keys (PTHREAD_KEYS_MAX): the line cannot be handed back at exit.
+        None => orphan_now(),
+    }
+}
+#[cfg(all(not(unix), not(loom)))]
+fn arm_exit() {
+    /// Elsewhere a thread-local destructor has to do.
+    struct Exit;
+    impl Drop for Exit {
+        fn drop(&mut self) {
+            exit();
+        }
+    }
+    std::thread_local! { static EXIT: Exit = const { Exit }; }
+    if EXIT.try_with(|_| ()).is_err() {
+        orphan_now();
+    }
+}
+#[cfg(loom)]
+fn arm_exit() {
+    if EXIT.try_with(|_| ()).is_err() {
+        orphan_now();
+    }
+}
+
+/// Thread exit: hands this thread's line back (see [`release`]).
+fn exit() {
+    let _ = EXITED.try_with(|e| e.set(true));
+    if let Some(c) = CLAIM.try_with(core::cell::Cell::take).ok().flatten() {
+        release(c);
+    }
+    sweep_orphans();
+}
+
+/// This thread's line cannot be handed back at its exit: mark it orphaned now, so that it is
+/// reclaimed once the thread is gone.
+fn orphan_now() {
+    if let Some(c) = local_claim() {
+        c.cold()
+            .owner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .exited = true;
+        c.block.orphaned.fetch_or(c.bit(), Ordering::Relaxed);
+    }
 }
 
 /// An announcement in place: which slot to clear when the access ends.
@@ -213,6 +296,7 @@ impl Block {
             }),
             used: AtomicU64::new(0),
             overflowed: AtomicU64::new(0),
+            orphaned: AtomicU64::new(0),
             next: AtomicPtr::new(ptr::null_mut()),
             cold: (0..BLOCK_LINES)
                 .map(|_| Cold {
@@ -304,7 +388,7 @@ fn local() -> &'static Line {
 
 /// This thread's claim, if it has a line.
 fn local_claim() -> Option<Claim> {
-    HANDLE.try_with(|h| h.0.get()).ok().flatten()
+    CLAIM.try_with(core::cell::Cell::get).ok().flatten()
 }
 
 #[cold]
@@ -314,11 +398,13 @@ fn register() -> Claim {
     let claim = claim_line();
     *claim.cold().owner.lock().unwrap_or_else(|e| e.into_inner()) = current_owner();
     LOCAL.with(|c| c.set(claim.line()));
-    // If the thread is already tearing down its thread-locals, the line can't be handed back at
-    // exit: it stays claimed (never reused, scanned by every revoke). Only code that accesses a
-    // resource from a TLS destructor that runs after ours pays this, once per thread: a thread
-    // pool doing so on every thread grows the registry (known limitation).
-    let _ = HANDLE.try_with(|h| h.0.set(Some(claim)));
+    let _ = CLAIM.try_with(|c| c.set(Some(claim)));
+    arm_exit();
+    if EXITED.try_with(core::cell::Cell::get).unwrap_or(true) {
+        // An access after this thread's exit handling ran: the line may never be handed back by
+        // it, so the sweep reclaims it once the thread is gone.
+        orphan_now();
+    }
     claim
 }
 
@@ -364,15 +450,82 @@ fn claim_line() -> Claim {
     }
 }
 
+/// Who this thread is, from the OS only: `std::thread::current()` panics once the thread's
+/// Rust thread-locals are destroyed, and an access may come from a later destructor (a C
+/// library's per-thread cleanup). The name is the OS thread name, which std sets from the
+/// `Builder` name (the kernel keeps its first 15 bytes).
 fn current_owner() -> Owner {
-    let t = std::thread::current();
+    let tid = os_tid();
     Owner {
-        name: t.name().map(str::to_owned),
-        id: format!("{:?}", t.id()),
-        os_tid: os_tid(),
+        name: os_thread_name(),
+        id: tid.map_or_else(|| String::from("unknown thread"), |t| format!("tid {t}")),
+        os_tid: tid,
         exited: false,
         pooled: false,
     }
+}
+
+#[cfg(unix)]
+fn os_thread_name() -> Option<String> {
+    let mut buf = [0 as libc::c_char; 64];
+    // SAFETY: `buf` is writable for its whole length, which we pass; the call NUL-terminates.
+    let r = unsafe { libc::pthread_getname_np(libc::pthread_self(), buf.as_mut_ptr(), buf.len()) };
+    if r != 0 {
+        return None;
+    }
+    // SAFETY: NUL-terminated by pthread_getname_np on success.
+    let name = unsafe { core::ffi::CStr::from_ptr(buf.as_ptr()) };
+    let name = name.to_string_lossy();
+    (!name.is_empty()).then(|| name.into_owned())
+}
+#[cfg(not(unix))]
+fn os_thread_name() -> Option<String> {
+    None
+}
+
+/// Whether the thread `tid` of this process still exists (`tgkill` with signal 0). Where that
+/// cannot be asked (no tid, Miri), a thread counts as alive: its orphaned line is kept.
+fn thread_alive(tid: Option<i64>) -> bool {
+    #[cfg(all(target_os = "linux", not(miri), not(loom)))]
+    if let Some(tid) = tid {
+        // SAFETY: signal 0 only checks that the thread exists; no signal is sent.
+        let r = unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid as libc::pid_t, 0) };
+        // SAFETY: reading this thread's errno.
+        return r == 0 || unsafe { *libc::__errno_location() } != libc::ESRCH;
+    }
+    let _ = tid;
+    true
+}
+
+/// Reclaims orphaned lines whose thread is gone and whose slots are all zero (an access that
+/// outlived the thread's exit handling has ended). Lines still announcing something keep their
+/// announcements: their thread exited inside an access, i.e. a leaked guard.
+pub(crate) fn sweep_orphans() {
+    for_each_block(|block| {
+        let orphans = block.orphaned.load(Ordering::Relaxed);
+        for index in bits(orphans) {
+            let c = Claim { block, index };
+            let mut owner = match c.cold().owner.try_lock() {
+                Ok(o) => o,
+                Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => continue, // another sweep has it
+            };
+            if block.orphaned.load(Ordering::Relaxed) & c.bit() == 0 || thread_alive(owner.os_tid) {
+                continue;
+            }
+            // Acquire: the thread's last retract (it is gone) happens before we reuse the line.
+            let mut busy = false;
+            c.for_each_slot(|s, _| busy |= s.load(Ordering::Acquire) != 0);
+            if busy {
+                continue; // a leaked guard: keep its announcement
+            }
+            *owner = Owner::default();
+            block.orphaned.fetch_and(!c.bit(), Ordering::Relaxed);
+            drop(owner);
+            // Release: all zero before the next owner's Acquire claim.
+            block.used.fetch_and(!c.bit(), Ordering::Release);
+        }
+    });
 }
 
 fn os_tid() -> Option<i64> {
@@ -383,17 +536,20 @@ fn os_tid() -> Option<i64> {
     None
 }
 
-/// Thread exit: hand the line back, or abandon it with its (leaked) announcements intact.
+/// Thread exit: hand the line back, or orphan it with its announcements intact: an access still
+/// in progress (held by a later destructor, or leaked) keeps the line until the sweep finds the
+/// thread gone and the line zero.
 fn release(c: Claim) {
     let _ = LOCAL.try_with(|l| l.set(sentinel()));
     let mut busy = false;
     c.for_each_slot(|s, _| busy |= s.load(Ordering::Relaxed) != 0);
     let mut owner = c.cold().owner.lock().unwrap_or_else(|e| e.into_inner());
     if busy {
-        // Abandoned: the line stays claimed (scanned) with its leaked announcements.
         owner.exited = true;
+        c.block.orphaned.fetch_or(c.bit(), Ordering::Relaxed);
     } else {
         *owner = Owner::default();
+        c.block.orphaned.fetch_and(!c.bit(), Ordering::Relaxed);
         drop(owner);
         // Release: our last writes (all slots zero) happen before the next owner's Acquire claim.
         c.block.used.fetch_and(!c.bit(), Ordering::Release);
@@ -456,7 +612,7 @@ fn announce_deep(line: &'static Line, id: u64) -> Token {
     let c = if ptr::eq(line, sentinel()) {
         register()
     } else {
-        local_claim().unwrap_or_else(|| orphan_claim(line))
+        local_claim().expect("a thread whose LOCAL is a line has its CLAIM")
     };
     let mut idx = 0;
     let (slot, _meta) = loop {
@@ -470,20 +626,6 @@ fn announce_deep(line: &'static Line, id: u64) -> Token {
     };
     track(_meta);
     publish(slot, id)
-}
-
-/// The claim of this thread's `line` when `HANDLE` is no longer accessible (thread teardown):
-/// found by address among the blocks.
-#[cold]
-fn orphan_claim(line: &'static Line) -> Claim {
-    let mut found = None;
-    for_each_block(|block| {
-        let base = block.lines.as_ptr();
-        if let Some(index) = (0..BLOCK_LINES).find(|&i| ptr::eq(base.wrapping_add(i), line)) {
-            found = Some(Claim { block, index });
-        }
-    });
-    found.expect("a thread's line is in a block")
 }
 
 #[inline(always)]
@@ -528,7 +670,9 @@ pub(crate) fn held_here(id: u64) -> bool {
     if line.slots.iter().any(|s| s.load(Ordering::Relaxed) == id) {
         return true;
     }
-    let c = local_claim().unwrap_or_else(|| orphan_claim(line));
+    let Some(c) = local_claim() else {
+        return false;
+    };
     let mut held = false;
     for_each_overflow(c.cold(), |chunk| {
         held |= chunk.slots.iter().any(|s| s.load(Ordering::Relaxed) == id);
@@ -718,6 +862,8 @@ impl TagSet {
 /// One remaining holder, as seen by a scan.
 pub(crate) struct Seen {
     pub(crate) owner: Owner,
+    /// The owner finished its exit handling and no longer exists: a leaked guard.
+    pub(crate) gone: bool,
     #[cfg_attr(not(feature = "track-holders"), allow(dead_code))]
     pub(crate) since: Option<(std::time::Duration, &'static core::panic::Location<'static>)>,
 }
@@ -749,7 +895,8 @@ pub(crate) fn holders(id: u64) -> Vec<Seen> {
                 };
                 #[cfg(not(feature = "track-holders"))]
                 let since = None;
-                out.push(Seen { owner, since });
+                let gone = owner.exited && !thread_alive(owner.os_tid);
+                out.push(Seen { owner, gone, since });
             }
         });
     });
@@ -785,6 +932,14 @@ fn bits(mut mask: u64) -> impl Iterator<Item = usize> {
             i
         })
     })
+}
+
+/// Tests: orphans this thread's line and forgets it, as if its exit handling never ran.
+#[cfg(all(test, not(loom)))]
+pub(crate) fn forget_exit_for_tests() {
+    orphan_now();
+    let _ = CLAIM.try_with(|c| c.set(None));
+    let _ = LOCAL.try_with(|l| l.set(sentinel()));
 }
 
 /// Lines in the registry, and how many are claimed (tests and diagnostics).

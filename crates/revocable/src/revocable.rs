@@ -54,7 +54,7 @@ use crate::error::{Holder, RevokeTimeout};
 use crate::registry::PoolSlot;
 use crate::registry::{self, Token};
 use crate::sync::{fence, AtomicU32, AtomicU64, Ordering};
-use crate::{barrier, id, pool, wait, wakers};
+use crate::{barrier, id, pool, self_wait, wait, wakers};
 
 /// The low byte of `word` holds the state; the rest is the resource's id (its *tag*).
 const STATE_BITS: u32 = 8;
@@ -115,8 +115,9 @@ pub(crate) const ASYNC: u64 = 128;
 /// [`revoke_async`](Self::revoke_async) waits without blocking its thread. [`revoke`](Self::revoke)
 /// blocks (sleeping, not spinning) until every access in progress has ended and the value is
 /// dropped — forever if another thread leaked a guard with `mem::forget`;
-/// [`revoke_timeout`](Self::revoke_timeout) bounds the wait. `revoke` by a thread that itself holds
-/// an access to the same resource panics instead of waiting for itself forever.
+/// [`revoke_timeout`](Self::revoke_timeout) bounds the wait. A waiting revoke (`revoke`, or
+/// `revoke_timeout` with any timeout) by a thread that itself holds an access to the same
+/// resource, or from inside the value's own `Drop`, panics instead of waiting for itself.
 ///
 /// After `revoke_deferred` or an expired `revoke_timeout`, the value is dropped by whichever thread
 /// leaves the last access: usually a guard's `drop`, rarely a `try_access` that raced the
@@ -420,8 +421,9 @@ impl<T> Revocable<T> {
             if !SYNC {
                 return Ok(true);
             }
-            let self_wait = timeout.is_none() && registry::held_here(tag);
-            let timed_out = self_wait
+            // Any timeout, even Duration::MAX: waiting for ourselves only wastes it.
+            let self_wait = self_wait::check(tag);
+            let timed_out = self_wait.is_some()
                 || match remaining(start, timeout) {
                     Some(Duration::ZERO) => true,
                     left => wait::wait(&self.seq, q, left) == wait::Woken::TimedOut,
@@ -438,10 +440,10 @@ impl<T> Revocable<T> {
                 }
                 return self.wait_dropped(start, timeout).map(|()| true);
             }
-            if self_wait {
+            if let Some(why) = self_wait {
                 // Revocation stays in progress (handed over as above): the value is dropped when
                 // this thread's own access ends, e.g. while this panic unwinds.
-                self_deadlock();
+                self_wait::fail(why);
             }
             return Err(self.timeout_report(start));
         }
@@ -564,6 +566,9 @@ impl<T> Revocable<T> {
             }
         }
         let _done = Done(&self.word, &self.seq);
+        // Dropped after `_done` (reverse order): a revoke of this resource from inside `T::drop`
+        // is a self-wait that `self_wait::check` reports instead of sleeping forever.
+        let _mark = self_wait::dropping(self.tag());
         // SAFETY: we set CLAIMED first, so we are the only dropper; REVOKED forbids new accesses
         // and the scan found no access in progress, so nothing else can observe the value.
         unsafe { ManuallyDrop::drop(&mut *self.data.get()) };
@@ -589,8 +594,8 @@ impl<T> Revocable<T> {
             if left == Some(Duration::ZERO) {
                 return Err(self.timeout_report(start));
             }
-            if left.is_none() && registry::held_here(prev & !STATE) {
-                self_deadlock();
+            if let Some(why) = self_wait::check(prev & !STATE) {
+                self_wait::fail(why);
             }
             wait::wait(&self.seq, q, left);
         }
@@ -604,7 +609,8 @@ impl<T> Revocable<T> {
                 thread_name: seen.owner.name,
                 thread_id: seen.owner.id,
                 os_tid: seen.owner.os_tid,
-                exited: seen.owner.exited,
+                exited: seen.gone,
+                exiting: seen.owner.exited && !seen.gone,
                 send_guard: seen.owner.pooled,
                 held_for: seen.since.map_or(waited, |(d, _)| d),
                 exact: seen.since.is_some(),
@@ -692,18 +698,6 @@ impl<T> Member for Revocable<T> {
     fn dropped(&self) -> bool {
         self.word.load(Ordering::Acquire) & DROPPED != 0
     }
-}
-
-/// `revoke` by a thread that holds an access to the same resource would wait for itself forever
-/// (the kernel's `synchronize_srcu()` inside a read section); say so instead of hanging.
-#[cold]
-#[track_caller]
-pub(crate) fn self_deadlock() -> ! {
-    panic!(
-        "revocable: revoke() called by a thread that still holds an access to the same resource \
-         (a live or leaked guard): it would wait for itself forever; drop the guard first, or use \
-         revoke_deferred()/revoke_timeout()"
-    )
 }
 
 pub(crate) fn remaining(start: Option<Instant>, timeout: Option<Duration>) -> Option<Duration> {

@@ -135,6 +135,10 @@ impl<T> Future for RevokeAsync<'_, T> {
                     this.phase = Phase::Dropped { won: true };
                 }
                 Phase::Dropped { won } => {
+                    if crate::self_wait::in_drop(this.rev.tag()) {
+                        // Driven to completion from inside the value's own Drop (a `block_on`).
+                        crate::self_wait::fail(crate::self_wait::SelfWait::InDrop);
+                    }
                     this.register(cx);
                     if !this.rev.dropped_or_mark_async() {
                         return Poll::Pending;

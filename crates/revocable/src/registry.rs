@@ -267,6 +267,9 @@ fn exit() {
     if let Some(c) = CLAIM.try_with(core::cell::Cell::take).ok().flatten() {
         release(c);
     }
+    // Not under loom: it cannot ask whether a thread exists (the sweep would keep every line),
+    // and its thread-local destructors may run after the model's statics are gone.
+    #[cfg(not(loom))]
     sweep_orphans();
 }
 
@@ -483,18 +486,18 @@ fn os_thread_name() -> Option<String> {
     None
 }
 
-/// Whether the thread `tid` of this process still exists (`tgkill` with signal 0). Where that
-/// cannot be asked (no tid, Miri), a thread counts as alive: its orphaned line is kept.
-fn thread_alive(tid: Option<i64>) -> bool {
+/// Whether the thread `tid` of this process still exists (`tgkill` with signal 0); `None` where
+/// that cannot be asked (no tid, Miri, loom): the sweep then keeps an orphaned line.
+fn thread_alive(tid: Option<i64>) -> Option<bool> {
     #[cfg(all(target_os = "linux", not(miri), not(loom)))]
     if let Some(tid) = tid {
         // SAFETY: signal 0 only checks that the thread exists; no signal is sent.
         let r = unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid as libc::pid_t, 0) };
         // SAFETY: reading this thread's errno.
-        return r == 0 || unsafe { *libc::__errno_location() } != libc::ESRCH;
+        return Some(r == 0 || unsafe { *libc::__errno_location() } != libc::ESRCH);
     }
     let _ = tid;
-    true
+    None
 }
 
 /// Reclaims orphaned lines whose thread is gone and whose slots are all zero (an access that
@@ -510,7 +513,9 @@ pub(crate) fn sweep_orphans() {
                 Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
                 Err(std::sync::TryLockError::WouldBlock) => continue, // another sweep has it
             };
-            if block.orphaned.load(Ordering::Relaxed) & c.bit() == 0 || thread_alive(owner.os_tid) {
+            if block.orphaned.load(Ordering::Relaxed) & c.bit() == 0
+                || thread_alive(owner.os_tid) != Some(false)
+            {
                 continue;
             }
             // Acquire: the thread's last retract (it is gone) happens before we reuse the line.
@@ -895,7 +900,8 @@ pub(crate) fn holders(id: u64) -> Vec<Seen> {
                 };
                 #[cfg(not(feature = "track-holders"))]
                 let since = None;
-                let gone = owner.exited && !thread_alive(owner.os_tid);
+                // Unknown (Miri): an orphaned line's thread counts as gone, as before the sweep.
+                let gone = owner.exited && thread_alive(owner.os_tid) != Some(true);
                 out.push(Seen { owner, gone, since });
             }
         });

@@ -308,7 +308,10 @@ fn guard_in_a_thread_local_is_handed_back_with_its_thread() {
         .unwrap();
     }
     let (_, after) = registry::record_stats();
-    assert!(after <= before + 2, "claimed lines grew from {before} to {after}");
+    assert!(
+        after <= before + 2,
+        "claimed lines grew from {before} to {after}"
+    );
     assert_eq!(registry::count(r.id()), 0);
     assert!(r.revoke_timeout(Duration::from_secs(5)).is_ok());
 }
@@ -338,7 +341,11 @@ fn orphaned_lines_are_swept_once_their_thread_is_gone() {
         registry::sweep_orphans();
         let (_, now) = registry::record_stats();
         if now <= start + 1 || std::time::Instant::now() > deadline {
-            assert_eq!(now, start + 1, "the clean orphan is reclaimed, the leaked one kept");
+            assert_eq!(
+                now,
+                start + 1,
+                "the clean orphan is reclaimed, the leaked one kept"
+            );
             break;
         }
         std::thread::sleep(Duration::from_millis(1));

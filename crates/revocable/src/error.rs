@@ -170,11 +170,7 @@ impl fmt::Display for Holder {
             if let Some(n) = &self.thread_name {
                 write!(f, "'{n}' ")?;
             }
-            write!(f, "({}", self.thread_id)?;
-            if let Some(t) = self.os_tid {
-                write!(f, ", tid {t}")?;
-            }
-            f.write_str(")")?;
+            write!(f, "({})", self.thread_id)?;
         }
         if self.exited {
             f.write_str(" [exited: leaked guard]")?;

@@ -27,17 +27,21 @@
 //!   holds up to [`MAGAZINE`] slots; when empty or full it exchanges half with a global *depot*
 //!   under a lock, so the lock is taken at most once per `MAGAZINE / 2` guards moving
 //!   between threads in one direction (the magazine/depot split of Bonwick's slab allocator).
-//! * Memory: the pool grows to the largest number of Send guards held at once in the process
-//!   (in lines of 8 slots, plus up to `MAGAZINE` cached per thread) and is then reused: nothing
-//!   grows per thread with the number of guards it holds, and 10,000 suspended tasks holding a
-//!   guard each cost 10,000 slots (80 KB), wherever they run.
+//! * Memory: the pool grows to the largest number of Send guards held at once in the process,
+//!   plus up to `MAGAZINE` idle slots cached per live thread and a reserve of half a magazine in
+//!   the depot (in lines of 8 slots), and is then reused; an exiting thread hands its cache back.
+//!   Nothing grows with the number of guards one thread holds: 10,000 suspended tasks holding a
+//!   guard each cost about 10,000 slots (80 KB), wherever they run.
 //! * Revoker: the pool's lines are scanned with the rest, 8 bytes per pooled slot.
 //!
 //! # Invariants
 //! * A slot is in exactly one place: a magazine, the depot, or a live guard.
 //! * A slot in a magazine or the depot is zero.
 //! * A magazine's `top` is its number of cached slots (`slots[..top]` are `Some`), or
-//!   [`CLOSED`] once the thread's destructors flushed it; a closed magazine caches nothing.
+//!   [`CLOSED`] once the thread's exit handling flushed it (or nothing can run at its exit); a
+//!   closed magazine caches nothing.
+//! * A magazine holds a slot only while the thread's exit handling is armed
+//!   ([`crate::registry::arm_exit`]): every first slot reaches it through a slow path that arms it.
 
 use core::cell::Cell;
 
@@ -54,29 +58,13 @@ struct Magazine {
     slots: [Cell<Option<PoolSlot>>; MAGAZINE],
 }
 
-/// Hands this thread's cached slots back to the depot when the thread exits.
-struct Flush;
-
-impl Drop for Flush {
-    fn drop(&mut self) {
-        let _ = MAG.try_with(|m| {
-            let mut depot = depot().lock().unwrap_or_else(|e| e.into_inner());
-            let top = m.top.replace(CLOSED);
-            if top != CLOSED {
-                depot.extend(m.slots[..top].iter().filter_map(Cell::take));
-            }
-        });
-    }
-}
-
 #[cfg(not(loom))]
 std::thread_local! {
     /// No destructor and const-initialised: always accessible, no lazy-init check on the fast
-    /// path. [`FLUSH`] empties it at thread exit.
+    /// path. [`flush`] empties it at thread exit.
     static MAG: Magazine = const {
         Magazine { top: Cell::new(0), slots: [const { Cell::new(None) }; MAGAZINE] }
     };
-    static FLUSH: Flush = const { Flush };
 }
 #[cfg(loom)]
 loom::thread_local! {
@@ -84,7 +72,6 @@ loom::thread_local! {
         top: Cell::new(0),
         slots: core::array::from_fn(|_| Cell::new(None)),
     };
-    static FLUSH: Flush = Flush;
 }
 
 #[cfg(not(loom))]
@@ -126,7 +113,10 @@ pub(crate) fn take() -> PoolSlot {
 pub(crate) fn put(s: PoolSlot) {
     let fast = MAG.try_with(|m| {
         let top = m.top.get();
-        if top < MAGAZINE {
+        // `top - 1 < MAGAZINE - 1`: neither full nor closed, and not empty either: the first put
+        // into an empty magazine takes the slow path, which arranges the flush at thread exit
+        // (a thread that only drops guards taken elsewhere would otherwise lose its slots).
+        if top.wrapping_sub(1) < MAGAZINE - 1 {
             m.slots[top].set(Some(s));
             m.top.set(top + 1);
             true
@@ -139,11 +129,26 @@ pub(crate) fn put(s: PoolSlot) {
     }
 }
 
+/// Thread exit (called by the registry's exit handling, after every Rust thread-local of the
+/// thread is gone): hands the cached slots to the depot and closes the magazine, so that later
+/// takes and puts of this thread go to the depot directly.
+pub(crate) fn flush() {
+    let _ = MAG.try_with(|m| {
+        let top = m.top.replace(CLOSED);
+        if top != CLOSED && top != 0 {
+            let mut depot = depot().lock().unwrap_or_else(|e| e.into_inner());
+            depot.extend(m.slots[..top].iter().filter_map(Cell::take));
+        }
+    });
+}
+
 #[cold]
 #[inline(never)]
 fn take_slow() -> PoolSlot {
-    // Registers the flush at thread exit (a no-op once registered or during teardown).
-    let _ = FLUSH.try_with(|_| ());
+    // The flush at thread exit (cheap to repeat). Where nothing can run at exit, cache nothing.
+    if !crate::registry::arm_exit() {
+        close();
+    }
     let mut depot = depot().lock().unwrap_or_else(|e| e.into_inner());
     if depot.len() <= MAGAZINE / 2 {
         registry::claim_pool_line(&mut depot);
@@ -165,7 +170,22 @@ fn take_slow() -> PoolSlot {
 #[cold]
 #[inline(never)]
 fn put_slow(s: PoolSlot) {
-    let _ = FLUSH.try_with(|_| ());
+    if !crate::registry::arm_exit() {
+        close();
+    }
+    let cached = MAG.try_with(|m| {
+        let top = m.top.get();
+        if top < MAGAZINE {
+            m.slots[top].set(Some(s));
+            m.top.set(top + 1);
+            true
+        } else {
+            false
+        }
+    });
+    if matches!(cached, Ok(true)) {
+        return;
+    }
     let mut depot = depot().lock().unwrap_or_else(|e| e.into_inner());
     depot.push(s);
     let _ = MAG.try_with(|m| {
@@ -176,6 +196,11 @@ fn put_slow(s: PoolSlot) {
             m.top.set(MAGAZINE / 2);
         }
     });
+}
+
+/// Closes this thread's magazine (its slots go to the depot): nothing will flush it at exit.
+fn close() {
+    flush();
 }
 
 /// Slots in the depot (tests).

@@ -40,8 +40,12 @@ use std::sync::Mutex;
 use crate::barrier;
 use crate::sync::{fence, AtomicPtr, AtomicU64, Ordering};
 
-/// Slots in a thread's line: one 64-byte cache line.
+/// Slots in a thread's line: one 64-byte cache line. Two under loom, so that its models reach
+/// the overflow path with few accesses.
+#[cfg(not(loom))]
 pub(crate) const INLINE: usize = 8;
+#[cfg(loom)]
+pub(crate) const INLINE: usize = 2;
 /// Slots per overflow chunk, for nesting deeper than [`INLINE`].
 const CHUNK: usize = 16;
 /// Lines per block: one bit each in the block's masks. Small under loom, whose atomics are costly.
@@ -91,6 +95,20 @@ struct Cold {
     overflow: AtomicPtr<Chunk>,
     owner: Mutex<Owner>,
     meta: [Meta; INLINE],
+    /// The owner's index of its overflow slots (only the owner locks it, so it never waits).
+    deep: Mutex<Deep>,
+}
+
+/// The owner's view of a line's overflow slots, for O(1) amortised deep announcements.
+///
+/// Invariants: `slots` lists every overflow slot of the line's chunk chain, in chain order;
+/// `live` counts the owner's deep announcements not yet retracted (so the overflow slots are all
+/// zero when it is 0); `cursor` indexes the slot most recently taken.
+#[derive(Default)]
+struct Deep {
+    slots: Vec<(&'static AtomicU64, &'static Meta)>,
+    cursor: usize,
+    live: usize,
 }
 
 struct Chunk {
@@ -101,9 +119,10 @@ struct Chunk {
 
 /// [`BLOCK_LINES`] contiguous lines, the masks that let a scan skip, and the cold data beside.
 ///
-/// Invariant: bit `i` of `used` is set iff line `i` is claimed (owned or abandoned); bit `i` of
-/// `overflowed` is set once line `i` ever grew an overflow chunk (never cleared: chunks are kept
-/// for the line's next owner).
+/// Invariant: bit `i` of `used` is set iff line `i` is claimed (owned or orphaned); bit `i` of
+/// `overflowed` is set whenever an overflow slot of line `i` may be non-zero: the owner sets it
+/// before a deep announcement and clears it when its last deep access ends (its chunks are
+/// kept, for the line's next deep nest and next owners, but no longer scanned).
 #[repr(C)]
 struct Block {
     lines: [Line; BLOCK_LINES],
@@ -211,7 +230,7 @@ impl Drop for Exit {
     }
 }
 
-/// Arranges for [`exit`] to run when this thread exits.
+/// Arranges for [`exit`] to run when this thread exits; `false` where it cannot.
 ///
 /// A pthread key's destructor, not a Rust thread-local's: glibc runs key destructors after
 /// every Rust thread-local destructor (which run through `__cxa_thread_atexit_impl`), so a guard
@@ -220,7 +239,7 @@ impl Drop for Exit {
 /// key from inside the destructor pass makes glibc run ours once more (up to
 /// `PTHREAD_DESTRUCTOR_ITERATIONS` passes; a line claimed after that is orphaned from birth).
 #[cfg(all(unix, not(loom)))]
-fn arm_exit() {
+pub(crate) fn arm_exit() -> bool {
     static KEY: std::sync::OnceLock<Option<libc::pthread_key_t>> = std::sync::OnceLock::new();
     unsafe extern "C" fn on_thread_exit(_: *mut libc::c_void) {
         exit();
@@ -234,14 +253,14 @@ fn arm_exit() {
     match key {
         // SAFETY: the key exists; any non-null value makes glibc call the destructor at exit.
         Some(k) => unsafe {
-            libc::pthread_setspecific(*k, ptr::dangling_mut::<libc::c_void>());
+            libc::pthread_setspecific(*k, ptr::dangling_mut::<libc::c_void>()) == 0
         },
-        // Out of keys (PTHREAD_KEYS_MAX): the line cannot be handed back at exit.
-        None => orphan_now(),
+        // Out of keys (PTHREAD_KEYS_MAX): nothing runs at this thread's exit.
+        None => false,
     }
 }
 #[cfg(all(not(unix), not(loom)))]
-fn arm_exit() {
+pub(crate) fn arm_exit() -> bool {
     /// Elsewhere a thread-local destructor has to do.
     struct Exit;
     impl Drop for Exit {
@@ -250,20 +269,17 @@ fn arm_exit() {
         }
     }
     std::thread_local! { static EXIT: Exit = const { Exit }; }
-    if EXIT.try_with(|_| ()).is_err() {
-        orphan_now();
-    }
+    EXIT.try_with(|_| ()).is_ok()
 }
 #[cfg(loom)]
-fn arm_exit() {
-    if EXIT.try_with(|_| ()).is_err() {
-        orphan_now();
-    }
+pub(crate) fn arm_exit() -> bool {
+    EXIT.try_with(|_| ()).is_ok()
 }
 
-/// Thread exit: hands this thread's line back (see [`release`]).
+/// Thread exit: hands this thread's cached Send-guard slots and its line back (see [`release`]).
 fn exit() {
     let _ = EXITED.try_with(|e| e.set(true));
+    crate::pool::flush();
     if let Some(c) = CLAIM.try_with(core::cell::Cell::take).ok().flatten() {
         release(c);
     }
@@ -289,6 +305,8 @@ fn orphan_now() {
 /// An announcement in place: which slot to clear when the access ends.
 pub(crate) struct Token {
     slot: &'static AtomicU64,
+    /// An overflow slot: its retract tells the owner's [`Deep`] (see [`deep_retracted`]).
+    deep: bool,
 }
 
 impl Block {
@@ -306,6 +324,7 @@ impl Block {
                     overflow: AtomicPtr::new(ptr::null_mut()),
                     owner: Mutex::new(Owner::default()),
                     meta: core::array::from_fn(|_| Meta::new()),
+                    deep: Mutex::new(Deep::default()),
                 })
                 .collect(),
         }
@@ -322,40 +341,30 @@ impl Block {
 }
 
 impl Claim {
-    /// Slot `i` and its metadata, allocating overflow chunks on the way if `grow` (owner only).
-    fn slot(self, i: usize, grow: bool) -> Option<(&'static AtomicU64, &'static Meta)> {
-        if i < INLINE {
-            return Some((&self.line().slots[i], &self.cold().meta[i]));
-        }
-        let mut j = i - INLINE;
+    /// Appends at least `n` overflow slots to the line's chunk chain and to `deep` (owner only).
+    fn grow(self, deep: &mut Deep, n: usize) {
+        // The chain's last link: after the last chunk, or the line's head pointer.
+        // Walking the chain costs a load per chunk, once per doubling: O(1) amortised.
         let mut link = &self.cold().overflow;
         loop {
-            // Acquire: pairs with the Release publication below, so a chunk's slots are initialised.
-            let mut c = link.load(Ordering::Acquire);
+            // Acquire: pairs with the Release publication below.
+            let c = link.load(Ordering::Acquire);
             if c.is_null() {
-                if !grow {
-                    return None;
-                }
-                let fresh = Box::new(Chunk {
-                    slots: core::array::from_fn(|_| AtomicU64::new(0)),
-                    meta: core::array::from_fn(|_| Meta::new()),
-                    next: AtomicPtr::new(ptr::null_mut()),
-                });
-                c = Box::into_raw(fresh);
-                // Only the owner appends, so a plain Release store publishes it. The mask bit is
-                // set before the chunk's first announcement (program order), see `Block::used`.
-                link.store(c, Ordering::Release);
-                self.block
-                    .overflowed
-                    .fetch_or(self.bit(), Ordering::Release);
+                break;
             }
-            // SAFETY: chunks are never freed (invariant) and were initialised before publication.
-            let chunk: &'static Chunk = unsafe { &*c };
-            if j < CHUNK {
-                return Some((&chunk.slots[j], &chunk.meta[j]));
-            }
-            j -= CHUNK;
-            link = &chunk.next;
+            // SAFETY: chunks are never freed and are initialised before publication.
+            link = &unsafe { &*c }.next;
+        }
+        for _ in 0..n.div_ceil(CHUNK) {
+            let c: &'static Chunk = Box::leak(Box::new(Chunk {
+                slots: core::array::from_fn(|_| AtomicU64::new(0)),
+                meta: core::array::from_fn(|_| Meta::new()),
+                next: AtomicPtr::new(ptr::null_mut()),
+            }));
+            // Only the owner appends, so a plain Release store publishes it.
+            link.store(c as *const Chunk as *mut Chunk, Ordering::Release);
+            deep.slots.extend(c.slots.iter().zip(&c.meta));
+            link = &c.next;
         }
     }
 
@@ -402,8 +411,7 @@ fn register() -> Claim {
     *claim.cold().owner.lock().unwrap_or_else(|e| e.into_inner()) = current_owner();
     LOCAL.with(|c| c.set(claim.line()));
     let _ = CLAIM.try_with(|c| c.set(Some(claim)));
-    arm_exit();
-    if EXITED.try_with(core::cell::Cell::get).unwrap_or(true) {
+    if !arm_exit() || EXITED.try_with(core::cell::Cell::get).unwrap_or(true) {
         // An access after this thread's exit handling ran: the line may never be handed back by
         // it, so the sweep reclaims it once the thread is gone.
         orphan_now();
@@ -526,6 +534,8 @@ pub(crate) fn sweep_orphans() {
             }
             *owner = Owner::default();
             block.orphaned.fetch_and(!c.bit(), Ordering::Relaxed);
+            block.overflowed.fetch_and(!c.bit(), Ordering::Relaxed);
+            c.cold().deep.lock().unwrap_or_else(|e| e.into_inner()).live = 0;
             drop(owner);
             // Release: all zero before the next owner's Acquire claim.
             block.used.fetch_and(!c.bit(), Ordering::Release);
@@ -555,6 +565,8 @@ fn release(c: Claim) {
     } else {
         *owner = Owner::default();
         c.block.orphaned.fetch_and(!c.bit(), Ordering::Relaxed);
+        c.block.overflowed.fetch_and(!c.bit(), Ordering::Relaxed);
+        c.cold().deep.lock().unwrap_or_else(|e| e.into_inner()).live = 0;
         drop(owner);
         // Release: our last writes (all slots zero) happen before the next owner's Acquire claim.
         c.block.used.fetch_and(!c.bit(), Ordering::Release);
@@ -604,12 +616,17 @@ fn publish(slot: &'static AtomicU64, id: u64) -> Token {
     // heavy in the revoker), see `barrier`.
     slot.store(id, Ordering::Relaxed);
     barrier::light();
-    Token { slot }
+    Token { slot, deep: false }
 }
 
 /// Slow path: this thread has no line yet (`line` is the sentinel), or it nests deeper than the
-/// inline slots. Takes the lowest free slot, growing only when all are busy, so that live
-/// accesses, not the history of drops, bound the slots in use.
+/// inline slots.
+///
+/// Deep announcements are O(1) amortised: the owner keeps an index of its overflow slots and
+/// searches from the slot it took last (where a nest that unwinds and rebuilds finds its free
+/// slot at once), and when every slot is busy it doubles them, so a full search is paid for by
+/// as many announcements. The line's `overflowed` bit is set before the announcement (so scans
+/// look at the chunks) and cleared when the last deep access ends ([`deep_retracted`]).
 #[cold]
 #[inline(never)]
 #[cfg_attr(feature = "track-holders", track_caller)]
@@ -619,18 +636,59 @@ fn announce_deep(line: &'static Line, id: u64) -> Token {
     } else {
         local_claim().expect("a thread whose LOCAL is a line has its CLAIM")
     };
-    let mut idx = 0;
-    let (slot, _meta) = loop {
-        let (s, m) = c
-            .slot(idx, true)
-            .expect("growing slot lookup always succeeds");
-        if s.load(Ordering::Relaxed) == 0 {
-            break (s, m);
+    if let Some((i, s)) = c
+        .line()
+        .slots
+        .iter()
+        .enumerate()
+        .find(|(_, s)| s.load(Ordering::Relaxed) == 0)
+    {
+        return claim(s, i, id);
+    }
+    let mut d = c.cold().deep.lock().unwrap_or_else(|e| e.into_inner());
+    let n = d.slots.len();
+    let free = (0..n)
+        .map(|k| (d.cursor + k) % n)
+        .find(|&i| d.slots[i].0.load(Ordering::Relaxed) == 0);
+    let i = match free {
+        Some(i) => i,
+        None => {
+            c.grow(&mut d, n.max(CHUNK));
+            n
         }
-        idx += 1;
     };
+    d.cursor = i;
+    d.live += 1;
+    let (slot, _meta) = d.slots[i];
+    drop(d);
+    // Before the announcement in program order, so a scan that sees it sees the bit (the barrier
+    // pair orders both, as for `used`).
+    let bit = c.bit();
+    if c.block.overflowed.load(Ordering::Relaxed) & bit == 0 {
+        c.block.overflowed.fetch_or(bit, Ordering::Relaxed);
+    }
     track(_meta);
-    publish(slot, id)
+    let mut t = publish(slot, id);
+    t.deep = true;
+    t
+}
+
+/// The owner retracted a deep announcement: when it was the last, no overflow slot is non-zero
+/// any more, so scans may skip the chunks again.
+#[cold]
+#[inline(never)]
+fn deep_retracted() {
+    // After the thread's exit handling the line is gone from CLAIM (orphaned, or released once
+    // every slot was zero): nothing to tell.
+    let Some(c) = local_claim() else {
+        return;
+    };
+    let mut d = c.cold().deep.lock().unwrap_or_else(|e| e.into_inner());
+    d.live = d.live.saturating_sub(1);
+    if d.live == 0 {
+        // Only the owner writes its overflow slots, and all are zero now: nothing to miss.
+        c.block.overflowed.fetch_and(!c.bit(), Ordering::Relaxed);
+    }
 }
 
 #[inline(always)]
@@ -664,6 +722,10 @@ pub(crate) fn retract(t: &Token) {
     // (the scanner's Acquire fence after its Relaxed loads, see `scan`).
     t.slot.store(0, Ordering::Release);
     barrier::light();
+    if t.deep {
+        core::hint::cold_path();
+        deep_retracted();
+    }
 }
 
 /// Whether this thread holds (or leaked) an access to `id`.
@@ -768,7 +830,10 @@ impl PoolSlot {
     /// The announcement this slot carries while a guard holds it.
     #[inline(always)]
     pub(crate) fn token(self) -> Token {
-        Token { slot: self.slot }
+        Token {
+            slot: self.slot,
+            deep: false,
+        }
     }
 }
 
@@ -946,6 +1011,16 @@ pub(crate) fn forget_exit_for_tests() {
     orphan_now();
     let _ = CLAIM.try_with(|c| c.set(None));
     let _ = LOCAL.try_with(|l| l.set(sentinel()));
+}
+
+/// Tests: whether this thread's line is flagged as having live overflow announcements, and how
+/// many overflow slots it owns.
+#[cfg(all(test, not(loom)))]
+pub(crate) fn local_overflow() -> (bool, usize) {
+    let c = local_claim().expect("registered");
+    let flagged = c.block.overflowed.load(Ordering::Relaxed) & c.bit() != 0;
+    let cap = c.cold().deep.lock().unwrap().slots.len();
+    (flagged, cap)
 }
 
 /// Lines in the registry, and how many are claimed (tests and diagnostics).

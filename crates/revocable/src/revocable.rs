@@ -35,9 +35,12 @@
 //! compiler fences and three loads of lines that stay in the reader's cache.
 //!
 //! # Invariants
-//! * The state only gains bits, in this order: `REVOKED` (with `WAITING` if the winner waits),
-//!   `SCANNED`, `CLAIMED`, `DROPPED`; `WAITING` is cleared at most once (time-out); `DROP_WAITERS`
-//!   may be set at any point after `REVOKED`. The tag bits never change.
+//! * The state only gains bits, in this order: `REVOKED` (with `WAITING` if the winner waits,
+//!   plus `BATCH` for a batch, `ASYNC` for a future), `SCANNED`, `CLAIMED`, `DROPPED`; `WAITING`
+//!   (and `BATCH`) are cleared only by the winner's hand-over (an expired `revoke_timeout`, a
+//!   dropped `RevokeAsync`; possibly again, harmlessly, after `DROPPED`); `DROP_WAITERS` and
+//!   `ASYNC` may be set at any point after `REVOKED` (`ASYNC` by a waiting future, never
+//!   cleared). The tag bits never change.
 //! * `data` is initialised until the one thread that set `CLAIMED` drops it; no guard exists then.
 //! * The tag is unique in the process and never reused (see [`crate::id`]).
 
@@ -116,8 +119,9 @@ pub(crate) const ASYNC: u64 = 128;
 /// blocks (sleeping, not spinning) until every access in progress has ended and the value is
 /// dropped — forever if another thread leaked a guard with `mem::forget`;
 /// [`revoke_timeout`](Self::revoke_timeout) bounds the wait. A waiting revoke (`revoke`, or
-/// `revoke_timeout` with any timeout) by a thread that itself holds an access to the same
-/// resource, or from inside the value's own `Drop`, panics instead of waiting for itself.
+/// `revoke_timeout` with any timeout) by a thread that itself holds a thread-bound access to the
+/// same resource, or from inside the value's own `Drop`, panics instead of waiting for itself (a
+/// [`SendGuard`](crate::SendGuard) on its own stack cannot be known: it waits, or times out).
 ///
 /// After `revoke_deferred` or an expired `revoke_timeout`, the value is dropped by whichever thread
 /// leaves the last access: usually a guard's `drop`, rarely a `try_access` that raced the

@@ -1,7 +1,8 @@
 //! [`Revocable::revoke_async`]: a revoke that awaits the last holder instead of blocking a thread.
 //!
 //! Depends only on `core::task`: any executor can drive it (tokio, smol, a hand-written
-//! `block_on`), and it never blocks the thread that polls it.
+//! `block_on`). It never waits for holders: a `poll` does bounded work (the first one a heavy
+//! barrier, a few µs; the one that finds the last access gone drops the value) and returns.
 
 use core::fmt;
 use core::future::Future;
@@ -13,7 +14,8 @@ use crate::{wakers, Revocable};
 /// The future returned by [`Revocable::revoke_async`]: resolves to `true` for the one caller
 /// (synchronous or asynchronous) that revoked, after the value has been dropped.
 ///
-/// `Send` when `T: Send + Sync` (so it can be spawned), `Unpin`.
+/// `Send` when `T: Send + Sync`, `Unpin`. It borrows the `Revocable`: to spawn it, revoke
+/// through an `Arc` inside the task (`async move { r.revoke_async().await }`).
 ///
 /// # Cancellation
 /// Dropping the future before it resolves leaves the revocation in progress, as after an expired
@@ -130,8 +132,9 @@ impl<T> Future for RevokeAsync<'_, T> {
                         this.phase = Phase::Done;
                         return Poll::Ready(true);
                     }
-                    // Another thread claimed the drop (a timed-out revoker's hand-over cannot
-                    // happen while we wait, but a batch or a racing holder's scan may): wait.
+                    // Only reachable on a re-poll after our own `T::drop` panicked (CLAIMED set,
+                    // DROPPED set by its unwind guard): while we wait, WAITING stays set, so no
+                    // holder or other revoker claims the drop. Wait for DROPPED all the same.
                     this.phase = Phase::Dropped { won: true };
                 }
                 Phase::Dropped { won } => {

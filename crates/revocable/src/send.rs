@@ -34,6 +34,8 @@ use crate::Revocable;
 /// holder after a deferred revoke its drop drops the value there. (That is exactly when the
 /// `Revocable` itself can be shared between threads.) `Sync` when `T: Sync`.
 ///
+/// Leaking one (`mem::forget`) is an access that never ends, as for a thread-bound guard.
+///
 /// Self-deadlock: a thread that calls [`Revocable::revoke`] while a `SendGuard` of the same
 /// resource is alive on its own stack waits forever — a Send guard belongs to no thread, so the
 /// crate cannot tell this from a guard held elsewhere. Use
@@ -51,8 +53,9 @@ pub struct SendGuard<'a, T> {
 /// spawned task or thread, held across `.await`, and dropped anywhere.
 ///
 /// Taken by [`Revocable::try_access_owned`]; otherwise the same as [`SendGuard`] (same pool
-/// slot, same `Send`/`Sync` rules, same self-deadlock caveat). The `Revocable` lives at least as
-/// long as the guard.
+/// slot, same `Send` rule, same self-deadlock caveat). `Sync` only when `T: Send + Sync`, since
+/// [`OwnedGuard::revocable`] hands out the `Arc`, whose last clone may drop the value. The
+/// `Revocable` lives at least as long as the guard.
 ///
 /// ```
 /// use revocable::{OwnedGuard, Revocable};
@@ -79,8 +82,10 @@ unsafe impl<T: Send + Sync> Send for SendGuard<'_, T> {}
 unsafe impl<T: Sync> Sync for SendGuard<'_, T> {}
 // SAFETY: as for `SendGuard`; the `Arc<Revocable<T>>` is itself `Send` exactly when T: Send + Sync.
 unsafe impl<T: Send + Sync> Send for OwnedGuard<T> {}
-// SAFETY: `&OwnedGuard` only lets other threads read `&T` (the `Arc` is reachable only as `&`).
-unsafe impl<T: Sync> Sync for OwnedGuard<T> {}
+// SAFETY: `&OwnedGuard` lets other threads read `&T` (T: Sync) and, through
+// `OwnedGuard::revocable`, clone the `Arc<Revocable<T>>`: the clone may be the last one and drop
+// (or revoke, or unwrap) the value on that thread (T: Send).
+unsafe impl<T: Send + Sync> Sync for OwnedGuard<T> {}
 
 impl<T> Revocable<T> {
     /// Begins an access that may cross threads: `Some(guard)` while the value is live, `None` once

@@ -210,9 +210,9 @@ fn send_guard_pool_is_reused_across_threads() {
     }
     let (_, later) = registry::record_stats();
     // Slack: the depot refills a little early (it keeps half a magazine in reserve), and tests
-    // running in parallel may hold a thread line or two.
+    // running in parallel hold thread lines and cache slots in their magazines.
     assert!(
-        later <= first + 4,
+        later <= first + 12,
         "pool lines grew from {first} to {later} for the same peak"
     );
     assert_eq!(registry::count(r.id()), 0);
@@ -351,6 +351,115 @@ fn orphaned_lines_are_swept_once_their_thread_is_gone() {
         std::thread::sleep(Duration::from_millis(1));
     }
     assert_eq!(registry::count(r.id()), 1, "the leaked announcement stays");
+    // Reported as exited once the kernel has let the thread go.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !r.holders()[0].thread_exited() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let h = r.holders();
     assert!(h[0].thread_exited() && !h[0].thread_exiting(), "{}", h[0]);
+}
+
+/// Issue 10, item 5: a deep nest costs overflow slots only while it lasts. Unwound, the line is
+/// no longer flagged (scans skip its chunks); rebuilt, it reuses the same slots; nests built and
+/// unwound in any order keep the capacity within twice the deepest nest.
+#[test]
+fn deep_nest_reuses_its_slots_and_stops_costing_scans_once_unwound() {
+    let depth = if cfg!(miri) { 100 } else { 8_000 };
+    let r = Revocable::new(0u32);
+    let mut gs: Vec<_> = (0..depth).map(|_| r.try_access().unwrap()).collect();
+    assert_eq!(registry::count(r.id()), depth);
+    let (flagged, cap) = registry::local_overflow();
+    assert!(flagged);
+    assert!(
+        cap >= depth - registry::INLINE && cap <= 2 * depth,
+        "capacity {cap}"
+    );
+    // Unwind out of order: every third first, then the rest from the top.
+    let mut i = 0;
+    gs.retain(|_| {
+        i += 1;
+        i % 3 != 0
+    });
+    assert!(registry::local_overflow().0);
+    drop(gs);
+    assert_eq!(registry::count(r.id()), 0);
+    assert_eq!(
+        registry::local_overflow(),
+        (false, cap),
+        "unflagged, slots kept for reuse"
+    );
+    for _ in 0..3 {
+        let gs: Vec<_> = (0..depth).map(|_| r.try_access().unwrap()).collect();
+        assert_eq!(
+            registry::local_overflow(),
+            (true, cap),
+            "the same slots again"
+        );
+        drop(gs);
+    }
+    assert!(r.revoke_timeout(Duration::from_secs(5)).is_ok());
+}
+
+/// Threads that only drop guards taken elsewhere (`spawn(move || drop(guard))`) hand the slots
+/// they cached back at exit: the pool does not grow with the number of such threads.
+#[test]
+fn put_only_threads_hand_their_slots_back() {
+    let _serial = many_threads();
+    let r = std::sync::Arc::new(Revocable::new(0u8));
+    let run = |n: usize| {
+        for _ in 0..n {
+            let g = r.try_access_owned().unwrap();
+            std::thread::spawn(move || drop(g)).join().unwrap();
+        }
+    };
+    run(50);
+    let (_, first) = registry::record_stats();
+    run(if cfg!(miri) { 20 } else { 400 });
+    let (_, later) = registry::record_stats();
+    assert!(
+        later <= first + 2,
+        "pool lines grew from {first} to {later}"
+    );
+}
+
+/// Replacing or removing a waker drops the old one outside the table's lock: a waker that owns
+/// the last reference to a future holding a Send guard of a resource under async revocation
+/// would otherwise wake the table from inside it (a self-deadlock).
+#[test]
+fn a_waker_dropped_by_the_table_may_wake_the_table() {
+    use core::future::Future;
+    use std::sync::{Arc, Mutex};
+    use std::task::{Context, Poll, Wake, Waker};
+    struct HoldsGuard(#[allow(dead_code)] Mutex<Option<crate::OwnedGuard<u8>>>);
+    impl Wake for HoldsGuard {
+        fn wake(self: Arc<Self>) {}
+    }
+    // Leaked: the future moves to a watchdog-bounded thread below.
+    let r: &'static Arc<Revocable<u8>> = Box::leak(Box::new(Arc::new(Revocable::new(3u8))));
+    let holder = Arc::new(HoldsGuard(Mutex::new(r.try_access_owned())));
+    let w1 = Waker::from(holder.clone());
+    drop(holder); // the waker holds the only reference to the guard now
+    let mut f = Box::pin(r.revoke_async());
+    assert_eq!(
+        f.as_mut().poll(&mut Context::from_waker(&w1)),
+        Poll::Pending
+    );
+    drop(w1); // the table's clone is the last one
+              // A re-poll with another waker replaces (drops) the table's clone: the guard's drop wakes
+              // the table. It must not deadlock, and the future then finds the last access gone.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let w2 = Waker::noop();
+        let mut cx = Context::from_waker(w2);
+        let mut done = f.as_mut().poll(&mut cx);
+        if done.is_pending() {
+            done = f.as_mut().poll(&mut cx);
+        }
+        tx.send(done).unwrap();
+    });
+    let done = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("no deadlock");
+    assert_eq!(done, Poll::Ready(true));
 }

@@ -10,6 +10,10 @@
 //! # Invariants
 //! * A key (one per future) appears at most once in the table.
 //! * An entry is removed when woken, and by its future when the future completes or is dropped.
+//!   A future leaked (`mem::forget`) while pending leaves its waker here for good (it may keep
+//!   its task alive): leaking the future leaks its registration, as leaking a guard leaks its
+//!   announcement.
+//! * No waker is dropped or woken while the table's lock is held.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 use core::task::Waker;
@@ -43,28 +47,38 @@ pub(crate) fn new_key() -> u64 {
 }
 
 /// Registers (or refreshes) the waker of future `key` under `tag`.
+///
+/// A replaced waker is dropped after the lock is released: dropping a waker may run arbitrary
+/// code (the last reference to a task drops its future, whose guards may wake this table).
 pub(crate) fn register(tag: u64, key: u64, waker: &Waker) {
     let mut t = lock();
     let list = t.entry(tag).or_default();
-    match list.iter_mut().find(|(k, _)| *k == key) {
-        Some((_, w)) => {
-            if !w.will_wake(waker) {
-                w.clone_from(waker);
-            }
+    let old = match list.iter_mut().find(|(k, _)| *k == key) {
+        Some((_, w)) if !w.will_wake(waker) => Some(core::mem::replace(w, waker.clone())),
+        Some(_) => None,
+        None => {
+            list.push((key, waker.clone()));
+            None
         }
-        None => list.push((key, waker.clone())),
-    }
+    };
+    drop(t);
+    drop(old);
 }
 
 /// Removes future `key`'s registration under `tag`, if any.
 pub(crate) fn unregister(tag: u64, key: u64) {
     let mut t = lock();
+    let mut removed = None;
     if let Some(list) = t.get_mut(&tag) {
-        list.retain(|(k, _)| *k != key);
+        if let Some(i) = list.iter().position(|(k, _)| *k == key) {
+            removed = Some(list.swap_remove(i));
+        }
         if list.is_empty() {
             t.remove(&tag);
         }
     }
+    drop(t);
+    drop(removed); // outside the lock, as in `register`
 }
 
 /// Wakes (and removes) every waker registered under `tag`.

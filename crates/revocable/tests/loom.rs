@@ -327,7 +327,7 @@ struct Flag(Arc<AtomicUsize>);
 
 impl std::task::Wake for Flag {
     fn wake(self: std::sync::Arc<Self>) {
-        self.0.store(1, Ordering::SeqCst);
+        self.0.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -356,15 +356,19 @@ fn waker_vs_last_drop(owned: bool) {
         let w = Waker::from(std::sync::Arc::new(Flag(woken.clone())));
         let mut cx = Context::from_waker(&w);
         let mut f = std::pin::pin!(r.revoke_async());
+        // Wakes counted with loads only (loom 0.7 may hand an RMW a stale value).
+        let mut seen = 0;
         loop {
             if let Poll::Ready(won) = f.as_mut().poll(&mut cx) {
                 assert!(won);
                 break;
             }
-            while woken.load(Ordering::SeqCst) == 0 && done.load(Ordering::SeqCst) == 0 {
+            while woken.load(Ordering::SeqCst) == seen && done.load(Ordering::SeqCst) == 0 {
                 thread::yield_now();
             }
-            assert_eq!(woken.swap(0, Ordering::SeqCst), 1, "lost wake-up");
+            let now = woken.load(Ordering::SeqCst);
+            assert!(now > seen, "lost wake-up");
+            seen = now;
         }
         assert_eq!(drops.load(Ordering::SeqCst), 1);
         holder.join().unwrap();
@@ -404,5 +408,34 @@ fn revoke_async_dropped_mid_wait() {
         assert!(r.try_access().is_none());
         holder.join().unwrap();
         assert_eq!(drops.load(Ordering::SeqCst), 1);
+    });
+}
+
+/// A reader nested deeper than the inline slots, so that its last access lives in an overflow
+/// slot (the line's `overflowed` bit set just before), racing a revoke; then it unwinds (the bit
+/// cleared) and nests deep again on a second resource that a second revoke races.
+#[test]
+fn deep_access_vs_revoke() {
+    model_bounded(2, || {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let a = Arc::new(Revocable::new(Res::new(&drops)));
+        let b = Arc::new(Revocable::new(Res::new(&drops)));
+        let (a2, b2) = (a.clone(), b.clone());
+        let t = thread::spawn(move || {
+            for r in [&a2, &b2] {
+                // 3 accesses: the 2 inline slots of a line under loom, and one overflow slot.
+                let mut gs: Vec<_> = (0..3).filter_map(|_| r.try_access()).collect();
+                // The inline accesses end first: the overflow one alone must keep the value.
+                let last = if gs.len() == 3 { gs.pop() } else { None };
+                drop(gs);
+                if let Some(g) = last {
+                    g.read();
+                }
+            }
+        });
+        assert!(a.revoke());
+        assert!(b.revoke());
+        assert_eq!(drops.load(Ordering::SeqCst), 2);
+        t.join().unwrap();
     });
 }

@@ -305,9 +305,14 @@ fn orphan_now() {
 /// An announcement in place: which slot to clear when the access ends.
 pub(crate) struct Token {
     slot: &'static AtomicU64,
-    /// An overflow slot: its retract tells the owner's [`Deep`] (see [`deep_retracted`]).
-    deep: bool,
+    /// [`DEEP`] for an overflow slot, whose retract must tell the owner's [`Deep`] (see
+    /// [`deep_retracted`]); 0 otherwise. A mask, so that the guard's drop folds it into the one
+    /// test it already makes of the resource's state (`Revocable::leave`): no extra branch.
+    pub(crate) deep: u64,
 }
+
+/// [`Token::deep`] of an overflow slot: a bit above the resource's state byte.
+pub(crate) const DEEP: u64 = 1 << 8;
 
 impl Block {
     fn new() -> Self {
@@ -616,7 +621,7 @@ fn publish(slot: &'static AtomicU64, id: u64) -> Token {
     // heavy in the revoker), see `barrier`.
     slot.store(id, Ordering::Relaxed);
     barrier::light();
-    Token { slot, deep: false }
+    Token { slot, deep: 0 }
 }
 
 /// Slow path: this thread has no line yet (`line` is the sentinel), or it nests deeper than the
@@ -669,7 +674,7 @@ fn announce_deep(line: &'static Line, id: u64) -> Token {
     }
     track(_meta);
     let mut t = publish(slot, id);
-    t.deep = true;
+    t.deep = DEEP;
     t
 }
 
@@ -677,7 +682,7 @@ fn announce_deep(line: &'static Line, id: u64) -> Token {
 /// any more, so scans may skip the chunks again.
 #[cold]
 #[inline(never)]
-fn deep_retracted() {
+pub(crate) fn deep_retracted() {
     // After the thread's exit handling the line is gone from CLAIM (orphaned, or released once
     // every slot was zero): nothing to tell.
     let Some(c) = local_claim() else {
@@ -722,10 +727,6 @@ pub(crate) fn retract(t: &Token) {
     // (the scanner's Acquire fence after its Relaxed loads, see `scan`).
     t.slot.store(0, Ordering::Release);
     barrier::light();
-    if t.deep {
-        core::hint::cold_path();
-        deep_retracted();
-    }
 }
 
 /// Whether this thread holds (or leaked) an access to `id`.
@@ -832,7 +833,7 @@ impl PoolSlot {
     pub(crate) fn token(self) -> Token {
         Token {
             slot: self.slot,
-            deep: false,
+            deep: 0,
         }
     }
 }

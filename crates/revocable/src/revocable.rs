@@ -529,11 +529,25 @@ impl<T> Revocable<T> {
     #[inline(always)]
     fn leave(&self, token: &Token) {
         registry::retract(token);
-        // Relaxed: ordered after the retract by the barrier pair.
-        let s = self.word.load(Ordering::Relaxed) & STATE;
+        // Relaxed: ordered after the retract by the barrier pair. An overflow slot's retract
+        // (`token.deep`, outside the state byte) takes the same single branch.
+        let s = (self.word.load(Ordering::Relaxed) & STATE) | token.deep;
         if s != 0 {
             core::hint::cold_path();
-            self.leave_slow(s);
+            self.leave_cold(s);
+        }
+    }
+
+    /// The cold half of [`leave`](Self::leave): the owner's bookkeeping of an overflow slot, then
+    /// the revocation's slow path if one is under way.
+    #[cold]
+    #[inline(never)]
+    fn leave_cold(&self, s: u64) {
+        if s & registry::DEEP != 0 {
+            registry::deep_retracted();
+        }
+        if s & STATE != 0 {
+            self.leave_slow(s & STATE);
         }
     }
 

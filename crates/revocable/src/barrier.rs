@@ -15,7 +15,7 @@
 //! | platform | heavy | light |
 //! |---|---|---|
 //! | Linux (membarrier registered at the first access) | `membarrier(PRIVATE_EXPEDITED)` (IPIs to CPUs running this process) | compiler fence |
-//! | Linux where membarrier is unusable | the process aborts with a message: build with `fence-readers` | |
+//! | Linux without it (old kernel, seccomp, sandbox) | `membarrier(GLOBAL)`, else a *CPU hop* (see `linux`), chosen at run time | compiler fence |
 //! | feature `fence-readers`, and other targets | `fence(SeqCst)` | `fence(SeqCst)` |
 //! | `cfg(loom)` / `cfg(miri)` | `fence(SeqCst)` | `fence(SeqCst)` |
 //!
@@ -203,10 +203,13 @@ pub(crate) fn heavy_count() -> u64 {
 
 /// The strategy in use, for diagnostics and the benchmark's report.
 pub fn strategy() -> &'static str {
-    if FENCED_READERS {
-        "fence(SeqCst) on both sides"
-    } else {
-        init();
-        "membarrier(PRIVATE_EXPEDITED)"
-    }
+    #[cfg(all(
+        target_os = "linux",
+        not(loom),
+        not(miri),
+        not(feature = "fence-readers")
+    ))]
+    return linux::strategy();
+    #[allow(unreachable_code)]
+    "fence(SeqCst) on both sides"
 }

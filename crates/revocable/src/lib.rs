@@ -100,10 +100,13 @@
 //!   readers use a shared rundown counter, and only the non-blocking API exists: `new`,
 //!   `try_access`, `try_access_with`, `access_or`, `is_revoked`, `revoke_deferred`, `into_inner`.
 //!   `revoke`, `revoke_timeout` and [`RevokeTimeout`] need `std`: they sleep until holders leave.
-//! * `fence-readers`: readers issue a real `fence(SeqCst)` (a few ns) instead of relying on
-//!   `membarrier`. The default build needs `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` (Linux
-//!   ≥ 4.14) and aborts with a message naming this feature where it is unusable; other targets
-//!   always fence.
+//! * `fence-readers`: readers issue a real `fence(SeqCst)` (a few ns, ~40% on the read path)
+//!   instead of relying on the revoker's heavy barrier. Without it, where
+//!   `membarrier(PRIVATE_EXPEDITED)` is unusable (kernels before 4.14, seccomp profiles and
+//!   sandboxes that deny it, even when denied only after start), the revoker falls back at run
+//!   time to `membarrier(GLOBAL)` or, failing that, to moving itself across every CPU (see
+//!   [`barrier_strategy`]): correct, but each revoke then costs milliseconds. The feature buys
+//!   fast revokes on such systems, at the readers' expense; other targets always fence.
 //! * `track-holders`: each access records where (`#[track_caller]`) and when it was taken, so that
 //!   [`RevokeTimeout`] names the file and line of a stuck holder and its exact holding time.
 #![cfg_attr(not(feature = "std"), no_std)]
@@ -152,8 +155,14 @@ pub use crate::rundown::{Revocable, RevocableGuard};
 #[cfg(feature = "std")]
 pub use crate::send::{OwnedGuard, SendGuard};
 
-/// The barrier strategy this build uses (`"membarrier(PRIVATE_EXPEDITED)"`, or
-/// `"fence(SeqCst) on both sides"`), for diagnostics.
+/// The barrier strategy in use, for diagnostics: `"membarrier(PRIVATE_EXPEDITED)"`; where that
+/// is unusable (chosen at the first access, degraded at run time if a command starts failing)
+/// `"membarrier(GLOBAL) …"` or `"CPU hop via sched_setaffinity …"`; with `fence-readers`, under
+/// loom or Miri, and on other targets `"fence(SeqCst) on both sides"`.
+///
+/// ```
+/// println!("revocable uses {}", revocable::barrier_strategy());
+/// ```
 #[cfg(feature = "std")]
 pub fn barrier_strategy() -> &'static str {
     barrier::strategy()

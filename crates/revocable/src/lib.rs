@@ -121,7 +121,11 @@ mod batch;
 #[cfg(feature = "std")]
 mod error;
 #[cfg(feature = "std")]
+mod fork;
+#[cfg(feature = "std")]
 mod id;
+#[cfg(feature = "std")]
+mod pending;
 #[cfg(feature = "std")]
 mod pool;
 #[cfg(feature = "std")]
@@ -146,6 +150,8 @@ mod rundown;
 pub use crate::batch::RevokeBatch;
 #[cfg(feature = "std")]
 pub use crate::error::{Holder, RevokeTimeout};
+#[cfg(feature = "std")]
+pub use crate::pending::{drop_barrier, pending_drops};
 #[cfg(feature = "std")]
 pub use crate::revocable::{Revocable, RevocableGuard};
 #[cfg(feature = "std")]

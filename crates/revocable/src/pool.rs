@@ -198,6 +198,12 @@ fn put_slow(s: PoolSlot) {
     });
 }
 
+/// The depot's lock (held across `fork` by the forking thread, see [`crate::fork`]).
+#[cfg(all(unix, not(loom), not(miri)))]
+pub(crate) fn lock_depot() -> std::sync::MutexGuard<'static, Vec<PoolSlot>> {
+    depot().lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Closes this thread's magazine (its slots go to the depot): nothing will flush it at exit.
 fn close() {
     flush();

@@ -132,6 +132,8 @@ struct Block {
     /// (or that registered after it): reclaimed by [`sweep_orphans`] once the thread is gone and
     /// the line is all zero.
     orphaned: AtomicU64,
+    /// Lines claimed for the Send-guard pool (set once, never cleared: pooled lines stay).
+    pooled: AtomicU64,
     next: AtomicPtr<Block>,
     cold: Box<[Cold]>,
 }
@@ -323,6 +325,7 @@ impl Block {
             used: AtomicU64::new(0),
             overflowed: AtomicU64::new(0),
             orphaned: AtomicU64::new(0),
+            pooled: AtomicU64::new(0),
             next: AtomicPtr::new(ptr::null_mut()),
             cold: (0..BLOCK_LINES)
                 .map(|_| Cold {
@@ -412,6 +415,7 @@ fn local_claim() -> Option<Claim> {
 #[inline(never)]
 fn register() -> Claim {
     barrier::init();
+    crate::fork::arm();
     let claim = claim_line();
     *claim.cold().owner.lock().unwrap_or_else(|e| e.into_inner()) = current_owner();
     LOCAL.with(|c| c.set(claim.line()));
@@ -843,7 +847,9 @@ impl PoolSlot {
 #[cold]
 pub(crate) fn claim_pool_line(out: &mut Vec<PoolSlot>) {
     barrier::init();
+    crate::fork::arm();
     let claim = claim_line();
+    claim.block.pooled.fetch_or(claim.bit(), Ordering::Relaxed);
     *claim.cold().owner.lock().unwrap_or_else(|e| e.into_inner()) = Owner {
         name: None,
         id: String::from("Send-guard pool"),
@@ -1004,6 +1010,32 @@ fn bits(mut mask: u64) -> impl Iterator<Item = usize> {
             i
         })
     })
+}
+
+/// In the child of a `fork` (see [`crate::fork`]): every thread line but this thread's is a
+/// phantom; zero its slots and orphan it (the sweep reclaims it: its thread does not exist
+/// here). Pooled lines are kept. Atomics only: async-signal-safe. The owner mutexes are left
+/// alone (a thread may have held one at the fork).
+#[cfg(all(unix, not(loom), not(miri)))]
+pub(crate) fn forget_other_threads() {
+    let mine = local_claim();
+    for_each_block(|block| {
+        for index in bits(block.used()) {
+            let c = Claim { block, index };
+            if mine.is_some_and(|m| ptr::eq(m.line(), c.line())) || is_pooled(c) {
+                continue;
+            }
+            c.for_each_slot(|s, _| s.store(0, Ordering::Relaxed));
+            block.overflowed.fetch_and(!c.bit(), Ordering::Relaxed);
+            block.orphaned.fetch_or(c.bit(), Ordering::Relaxed);
+        }
+    });
+}
+
+/// Whether a claimed line belongs to the Send-guard pool.
+#[cfg(all(unix, not(loom), not(miri)))]
+fn is_pooled(c: Claim) -> bool {
+    c.block.pooled.load(Ordering::Relaxed) & c.bit() != 0
 }
 
 /// Tests: orphans this thread's line and forgets it, as if its exit handling never ran.

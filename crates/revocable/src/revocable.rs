@@ -57,7 +57,7 @@ use crate::error::{Holder, RevokeTimeout};
 use crate::registry::PoolSlot;
 use crate::registry::{self, Token};
 use crate::sync::{fence, AtomicU32, AtomicU64, Ordering};
-use crate::{barrier, id, pool, self_wait, wait, wakers};
+use crate::{barrier, id, pending, pool, self_wait, wait, wakers};
 
 /// The low byte of `word` holds the state; the rest is the resource's id (its *tag*).
 const STATE_BITS: u32 = 8;
@@ -128,11 +128,26 @@ pub(crate) const ASYNC: u64 = 128;
 /// revocation and returned `None`. `T::drop` should therefore not take locks that such callers
 /// may hold.
 ///
-/// # Not provided
-/// * Async-signal safety: do not take accesses in a signal handler of a thread that may be
-///   inside `try_access` (the announcement slots are per thread, not per handler).
-/// * `fork`: the child inherits the announcements of threads that do not exist in it; a revoke in
-///   the child may then wait for those phantom holders (`revoke_timeout` reports them).
+/// # Signal handlers
+/// `try_access` and guard drop are async-signal-safe for a thread that already has its record
+/// (it has taken an access before) while the thread's accesses, the handler's included, fit in
+/// its 8 inline slots: a handler runs strictly inside the code it interrupts, so taking the
+/// lowest free slot gives it one the interrupted code is not using, whatever instruction it
+/// interrupted. Not async-signal-safe: the first access of a thread (it registers: allocates,
+/// takes locks), nesting deeper than 8 (a per-thread lock), Send guards (a per-thread cache), and
+/// every revoke.
+///
+/// # `fork`
+/// In the child only the forking thread exists: the announcements of every other thread are
+/// dropped (a `pthread_atfork` child handler, as liburcu's bulletproof flavour does), so a revoke
+/// in the child never waits for a phantom holder. Send guards, which belong to no thread, are
+/// kept (one may be on the forking thread's stack).
+///
+/// # Process exit
+/// A value whose revocation was handed to its last holder (`revoke_deferred`, an expired
+/// `revoke_timeout`, a dropped `revoke_async` future) is never dropped if the process exits
+/// first, as for any value other threads still use at exit. Call [`drop_barrier`](crate::drop_barrier)
+/// before exiting when `T::drop` must run.
 ///
 /// # Panics in `T::drop`
 /// The value is dropped exactly once, by the thread that finds it unused after revocation: the
@@ -396,11 +411,12 @@ impl<T> Revocable<T> {
         let flags = if SYNC { REVOKED | WAITING } else { REVOKED };
         let tag = self.tag();
         // Exactly one caller moves the state away from 0 (all other bits come after REVOKED).
-        if self
-            .word
-            .compare_exchange(tag, tag | flags, Ordering::SeqCst, Ordering::Relaxed)
-            .is_err()
-        {
+        let won = pending::attempt(|| {
+            self.word
+                .compare_exchange(tag, tag | flags, Ordering::SeqCst, Ordering::Relaxed)
+                .is_ok()
+        });
+        if !won {
             return if SYNC {
                 self.wait_dropped(start, timeout).map(|()| false)
             } else {
@@ -458,16 +474,17 @@ impl<T> Revocable<T> {
     /// Whether this caller won; never waits for other threads.
     pub(crate) fn begin_async(&self) -> bool {
         let tag = self.tag();
-        if self
-            .word
-            .compare_exchange(
-                tag,
-                tag | REVOKED | WAITING | ASYNC,
-                Ordering::SeqCst,
-                Ordering::Relaxed,
-            )
-            .is_err()
-        {
+        let won = pending::attempt(|| {
+            self.word
+                .compare_exchange(
+                    tag,
+                    tag | REVOKED | WAITING | ASYNC,
+                    Ordering::SeqCst,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        });
+        if !won {
             return false;
         }
         barrier::heavy();
@@ -581,6 +598,7 @@ impl<T> Revocable<T> {
                 if prev & ASYNC != 0 {
                     wakers::wake(prev & !STATE);
                 }
+                pending::dropped();
             }
         }
         let _done = Done(&self.word, &self.seq);
@@ -684,9 +702,11 @@ impl<T> Member for Revocable<T> {
         let tag = self.tag();
         // SeqCst: precedes the heavy barrier's bookkeeping in the single total order, which is
         // what lets a barrier started later by another thread cover it (see `barrier::heavy`).
-        self.word
-            .compare_exchange(tag, tag | flags, Ordering::SeqCst, Ordering::Relaxed)
-            .is_ok()
+        pending::attempt(|| {
+            self.word
+                .compare_exchange(tag, tag | flags, Ordering::SeqCst, Ordering::Relaxed)
+                .is_ok()
+        })
     }
 
     fn mark_scanned(&self) {
@@ -725,7 +745,18 @@ pub(crate) fn remaining(start: Option<Instant>, timeout: Option<Duration>) -> Op
 impl<T> Drop for Revocable<T> {
     fn drop(&mut self) {
         // `&mut self`: no guard is alive. Leaked guards left only their (unique) id behind.
-        if self.word.load(Ordering::Acquire) & CLAIMED == 0 {
+        let s = self.word.load(Ordering::Acquire) & STATE;
+        if s & CLAIMED == 0 {
+            // Counted as pending if revoked (a leaked guard kept it from its last holder).
+            struct Counted(bool);
+            impl Drop for Counted {
+                fn drop(&mut self) {
+                    if self.0 {
+                        pending::dropped();
+                    }
+                }
+            }
+            let _counted = Counted(s & REVOKED != 0);
             // SAFETY: not claimed, so the value is initialised and nobody else will drop it.
             unsafe { ManuallyDrop::drop(&mut *self.data.get()) };
         }

@@ -95,6 +95,11 @@ pub(crate) fn in_drop(tag: u64) -> bool {
         .unwrap_or(false)
 }
 
+/// Whether this thread is running any revoked value's `T::drop`.
+pub(crate) fn in_any_drop() -> bool {
+    DROPPING.try_with(|d| d.len.get() > 0).unwrap_or(false)
+}
+
 /// Fails loudly instead of waiting forever.
 #[cold]
 #[track_caller]

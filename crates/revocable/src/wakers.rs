@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 
 use crate::sync::Mutex;
 
-type Table = BTreeMap<u64, Vec<(u64, Waker)>>;
+pub(crate) type Table = BTreeMap<u64, Vec<(u64, Waker)>>;
 
 #[cfg(not(loom))]
 fn table() -> &'static Mutex<Table> {
@@ -36,7 +36,7 @@ fn table() -> &'static Mutex<Table> {
     &TABLE
 }
 
-fn lock() -> crate::sync::MutexGuard<'static, Table> {
+pub(crate) fn lock() -> crate::sync::MutexGuard<'static, Table> {
     table().lock().unwrap_or_else(|e| e.into_inner())
 }
 

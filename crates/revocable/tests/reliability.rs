@@ -191,3 +191,221 @@ fn a_loser_waiting_for_a_drop_while_holding_panics() {
     });
     drop(g);
 }
+
+/// Issue 10, item 8: after a deferred revoke, `drop_barrier` waits for the last holder's drop
+/// (and times out while a holder stays); `pending_drops` counts the value until then.
+#[test]
+fn drop_barrier_waits_for_deferred_drops() {
+    let drops = common::counter();
+    let r = Arc::new(Revocable::new(common::Poison::new(&drops)));
+    let g = r.try_access_owned().unwrap();
+    assert!(r.revoke_deferred());
+    assert!(revocable::pending_drops() >= 1);
+    assert!(
+        !revocable::drop_barrier(Some(Duration::from_millis(20))),
+        "still held"
+    );
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        drop(g);
+    });
+    assert!(revocable::drop_barrier(Some(Duration::from_secs(30))));
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    t.join().unwrap();
+}
+
+/// A drop barrier from inside a revoked value's own drop would wait for itself: it panics.
+#[test]
+fn drop_barrier_inside_t_drop_panics() {
+    let (r, _) = revokes_itself(|_| {
+        revocable::drop_barrier(None);
+    });
+    assert_in_drop_panic(|| {
+        r.revoke();
+    });
+}
+
+/// What happens at process exit, in a child process: with a holder still inside its access,
+/// a deferred revoke's `T::drop` never runs unless the program calls `drop_barrier` first.
+#[test]
+#[cfg(not(miri))]
+fn process_exit_skips_pending_drops_unless_drop_barrier() {
+    const CHILD: &str = "REVOCABLE_EXIT_CHILD";
+    if let Ok(mode) = std::env::var(CHILD) {
+        struct Marker(String);
+        impl Drop for Marker {
+            fn drop(&mut self) {
+                println!("T::drop ran for {}", self.0);
+            }
+        }
+        let r = Arc::new(Revocable::new(Marker(mode.clone())));
+        let g = r.try_access_owned().unwrap();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            drop(g);
+        });
+        r.revoke_deferred();
+        if mode == "barrier" {
+            assert!(revocable::drop_barrier(Some(Duration::from_secs(30))));
+        }
+        std::process::exit(0); // the holder thread is still sleeping unless we waited
+    }
+    for (mode, ran) in [("plain", false), ("barrier", true)] {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "process_exit_skips_pending_drops_unless_drop_barrier",
+                "--nocapture",
+            ])
+            .env(CHILD, mode)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            text.contains(&format!("T::drop ran for {mode}")),
+            ran,
+            "{mode}: {text}"
+        );
+    }
+}
+
+static SIG_A: std::sync::OnceLock<Revocable<u64>> = std::sync::OnceLock::new();
+static SIG_B: std::sync::OnceLock<Revocable<u64>> = std::sync::OnceLock::new();
+static SIG_SEEN: AtomicUsize = AtomicUsize::new(0);
+static SIG_BAD: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    // Only what the docs promise is async-signal-safe: accesses by a registered thread, nested
+    // within its inline slots (the interrupted code holds up to 3 here, the handler 2).
+    for r in [SIG_A.get(), SIG_B.get()].into_iter().flatten() {
+        if let Some(v) = r.try_access() {
+            if *v != 42 {
+                SIG_BAD.fetch_add(1, Ordering::Relaxed);
+            }
+            if let Some(w) = r.try_access() {
+                SIG_SEEN.fetch_add(usize::from(*w == 42), Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Issue 10, item 9: accesses from a signal handler, under a storm of signals landing anywhere
+/// in the interrupted thread's own accesses (announce, check, retract, nested), never corrupt its
+/// slots: afterwards both resources revoke at once and nothing is left announced.
+#[test]
+#[cfg(not(miri))]
+fn accesses_from_a_signal_handler_under_a_signal_storm() {
+    SIG_A.get_or_init(|| Revocable::new(42));
+    SIG_B.get_or_init(|| Revocable::new(42));
+    // SAFETY: installs a handler with the C ABI that only does what the crate documents as
+    // async-signal-safe; the sigaction struct is fully initialised.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_signal as *const () as usize;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut sa.sa_mask);
+        assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let worker = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let a = SIG_A.get().unwrap();
+            drop(a.try_access()); // registered before any signal arrives
+                                  // SAFETY: pthread_self has no preconditions.
+            tx.send(unsafe { libc::pthread_self() } as usize).unwrap();
+            let mut loops = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let g1 = a.try_access().unwrap();
+                let g2 = SIG_B.get().unwrap().try_access().unwrap();
+                let g3 = a.try_access().unwrap();
+                assert_eq!(*g1 + *g2 + *g3, 126);
+                drop(g2); // out of order
+                drop(g1);
+                drop(g3);
+                loops += 1;
+            }
+            loops
+        })
+    };
+    let tid = rx.recv().unwrap() as libc::pthread_t;
+    let storm = if cfg!(debug_assertions) {
+        20_000
+    } else {
+        100_000
+    };
+    for i in 0..storm {
+        // SAFETY: the worker thread is alive until we set `stop` and join it below.
+        unsafe { libc::pthread_kill(tid, libc::SIGUSR1) };
+        if i % 64 == 0 {
+            std::thread::yield_now();
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let loops = worker.join().unwrap();
+    assert!(loops > 0);
+    assert!(
+        SIG_SEEN.load(Ordering::Relaxed) > 0,
+        "the handler took accesses"
+    );
+    assert_eq!(SIG_BAD.load(Ordering::Relaxed), 0);
+    for r in [SIG_A.get().unwrap(), SIG_B.get().unwrap()] {
+        assert!(r.holders().is_empty(), "nothing left announced");
+        assert_eq!(
+            r.revoke_timeout(Duration::from_secs(5))
+                .map_err(|e| e.to_string()),
+            Ok(true)
+        );
+    }
+}
+
+/// Issue 10, item 6: `fork()` while another thread holds a guard. In the child that thread does
+/// not exist: its announcement is dropped, and the child's revoke returns at once (in the parent
+/// the holder is still there, and the value still alive).
+#[test]
+#[cfg(not(miri))]
+fn fork_child_revoke_ignores_the_parents_other_threads() {
+    let drops = common::counter();
+    let r = Arc::new(Revocable::new(common::Poison::new(&drops)));
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = {
+        let r = r.clone();
+        std::thread::spawn(move || {
+            let g = r.try_access().unwrap();
+            held_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+            g.check();
+        })
+    };
+    held_rx.recv().unwrap();
+    // SAFETY: the child only revokes (atomics, futex, membarrier, the value's drop) and exits
+    // with `_exit`, without running the parent's destructors or atexit handlers.
+    match unsafe { libc::fork() } {
+        0 => {
+            let t = std::time::Instant::now();
+            let ok = matches!(r.revoke_timeout(Duration::from_secs(5)), Ok(true))
+                && drops.load(Ordering::SeqCst) == 1
+                && t.elapsed() < Duration::from_secs(2);
+            // SAFETY: ends the child at once.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+        }
+        -1 => panic!("fork failed: {}", std::io::Error::last_os_error()),
+        pid => {
+            let mut status = 0;
+            // SAFETY: waiting for our own child.
+            assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+            assert!(
+                libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+                "the child's revoke did not return at once (status {status:#x})"
+            );
+        }
+    }
+    // In the parent nothing changed: the holder still holds it.
+    assert_eq!(drops.load(Ordering::SeqCst), 0);
+    assert!(r.try_access().is_some());
+    release_tx.send(()).unwrap();
+    holder.join().unwrap();
+    assert!(r.revoke());
+}

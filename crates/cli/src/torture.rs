@@ -50,9 +50,10 @@ pub struct Args {
     /// Longest hold of a guard, in microseconds (holds are uniform in 0..=this).
     #[arg(long, value_name = "US", default_value_t = 200)]
     pub hold_max_us: u64,
-    /// Percentage of accesses that hold their guard at all (the others drop it at once).
-    #[arg(long, value_name = "PERCENT", default_value_t = 50)]
-    pub hold_percent: u32,
+    /// Percentage of accesses that hold their guard at all, busy or asleep (the others drop it
+    /// at once); fractions allowed. Mostly short readers, occasional long ones, as rcutorture.
+    #[arg(long, value_name = "PERCENT", default_value_t = 0.2)]
+    pub hold_percent: f64,
     /// Percentage of holds that sleep instead of busy-waiting.
     #[arg(long, value_name = "PERCENT", default_value_t = 10)]
     pub sleep_percent: u32,
@@ -266,7 +267,7 @@ mod tests {
         assert_eq!(c.hold_max, Duration::from_micros(50));
         assert_eq!(
             (c.sleep_percent, c.hold_percent, c.nest_max, c.seed),
-            (30, 80, 4, 9)
+            (30, 80.0, 4, 9)
         );
         assert_eq!(c.stall, Duration::from_millis(700));
         assert!(a.broken.is_none());

@@ -43,8 +43,10 @@ pub struct Config {
     pub hold_max: Duration,
     /// Percentage of holds that sleep instead of busy-waiting.
     pub sleep_percent: u32,
-    /// Percentage of accesses that hold the guard at all (the others drop it at once).
-    pub hold_percent: u32,
+    /// Percentage of accesses that hold the guard at all (the others drop it at once; a
+    /// fraction is fine, e.g. 0.2). rcutorture's model: mostly short readers, occasional long
+    /// (busy or sleeping) ones.
+    pub hold_percent: f64,
     /// Deepest nesting of guards in one reader (same resource or several).
     pub nest_max: usize,
     /// Largest batch a revoker builds (`RevokeBatch`: the gang's target plus random other
@@ -149,7 +151,7 @@ impl Config {
             resources: 16,
             hold_max: Duration::from_micros(200),
             sleep_percent: 10,
-            hold_percent: 50,
+            hold_percent: 0.2,
             nest_max: 3,
             batch_max: 8,
             async_holders: 8,
@@ -196,6 +198,17 @@ impl Config {
         if self.progress_interval.is_zero() {
             return Err(ConfigError::Zero("progress interval"));
         }
+        if !(0.0..=100.0).contains(&self.hold_percent) {
+            return Err(ConfigError::TooLarge {
+                what: "hold-percent",
+                value: if self.hold_percent.is_finite() && self.hold_percent > 0.0 {
+                    self.hold_percent.ceil() as u128
+                } else {
+                    u128::MAX
+                },
+                limit: 100,
+            });
+        }
         let limits = [
             ("readers", self.readers as u128, THREAD_LIMIT as u128),
             ("revokers", self.revokers as u128, THREAD_LIMIT as u128),
@@ -203,7 +216,6 @@ impl Config {
             ("resources", self.resources as u128, RESOURCE_LIMIT as u128),
             ("nest-max", self.nest_max as u128, NEST_LIMIT as u128),
             ("sleep-percent", self.sleep_percent.into(), 100),
-            ("hold-percent", self.hold_percent.into(), 100),
             (
                 "hold-max-us",
                 self.hold_max.as_micros(),

@@ -139,6 +139,13 @@ impl Rng {
     pub fn percent(&mut self, percent: u32) -> bool {
         self.below(100) < u64::from(percent.min(100))
     }
+
+    /// True with probability `percent` / 100 (fractions allowed; clamped to 0..=100).
+    pub fn chance(&mut self, percent: f64) -> bool {
+        let p = (percent / 100.0).clamp(0.0, 1.0);
+        // 2^64 · p, saturating at u64::MAX for p = 1.
+        (self.next_u64() as f64) < p * 18_446_744_073_709_551_616.0
+    }
 }
 
 #[cfg(test)]

@@ -178,6 +178,13 @@ impl fmt::Display for Report {
             self.sleeps,
             self.misses
         )?;
+        let all = self.accesses + self.async_accesses;
+        writeln!(
+            f,
+            "  guarded accesses {all} in all ({:.0}/s, {:.2e} per 60 s)",
+            all as f64 / secs,
+            all as f64 / secs * 60.0
+        )?;
         writeln!(
             f,
             "  async holders    {} accesses ({:.0}/s) held across .await, {} found revoked",

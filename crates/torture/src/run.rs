@@ -159,6 +159,9 @@ impl Op {
     }
 }
 
+/// Reader visits between two `yield_now`s.
+const READER_YIELD: u32 = 16;
+
 /// Per-reader totals, returned when the reader stops.
 #[derive(Default)]
 struct ReaderTotals {
@@ -187,22 +190,33 @@ struct Reader<'a, S: Subject> {
 impl<S: Subject> Reader<'_, S> {
     fn run(mut self) -> ReaderTotals {
         let nest_max = self.sh.cfg.nest_max as u64;
+        let mut visits = 0u32;
         while !self.sh.stopping() {
             let depth = self.rng.range_inclusive(1, nest_max) as usize;
             self.visit(depth, None);
             self.sh.accesses[self.index].set(self.t.accesses);
+            visits = visits.wrapping_add(1);
+            if visits.is_multiple_of(READER_YIELD) {
+                // Short readers would otherwise keep every CPU busy and starve the revokers,
+                // whose wake-ups then wait for a time slice: yield now and then.
+                thread::yield_now();
+            }
         }
         self.t
     }
 
     /// Takes one guard (on the enclosing guard's resource, or on a random one), nests `depth - 1`
     /// more inside it, holds, and checks before and after.
-    fn visit(&mut self, depth: usize, outer: Option<&Arc<Entry<S>>>) {
-        let entry = match outer {
-            Some(e) if self.rng.percent(30) => Arc::clone(e),
+    fn visit(&mut self, depth: usize, outer: Option<&Entry<S>>) {
+        // A fresh entry through arc-swap's cheap `load` (no shared reference count touched); the
+        // enclosing guard's entry is simply borrowed (it outlives this nested access).
+        let fresh;
+        let entry: &Entry<S> = match outer {
+            Some(e) if self.rng.percent(30) => e,
             _ => {
                 let slot = self.rng.below(self.sh.slots.len() as u64) as usize;
-                self.sh.slots[slot].load_full()
+                fresh = self.sh.slots[slot].load();
+                &fresh
             }
         };
         let Some(guard) = entry.rev.try_access() else {
@@ -216,12 +230,12 @@ impl<S: Subject> Reader<'_, S> {
         if outer.is_some() {
             self.t.nested += 1;
         }
-        self.check(&entry, &guard);
+        self.check(entry, &guard);
         if depth > 1 {
-            self.visit(depth - 1, Some(&entry));
+            self.visit(depth - 1, Some(entry));
         }
         self.hold();
-        self.check(&entry, &guard);
+        self.check(entry, &guard);
         drop(guard);
     }
 
@@ -232,7 +246,7 @@ impl<S: Subject> Reader<'_, S> {
 
     fn hold(&mut self) {
         let cfg = &self.sh.cfg;
-        if !self.rng.percent(cfg.hold_percent) {
+        if !self.rng.chance(cfg.hold_percent) {
             return;
         }
         let max_ns = u64::try_from(cfg.hold_max.as_nanos()).unwrap_or(u64::MAX);
@@ -301,18 +315,26 @@ async fn async_holder<S: Subject>(sh: Arc<Shared<S>>, index: usize) {
             Some(g) => {
                 accesses += 1;
                 check_held(&sh, &e, &g, who);
-                match rng.below(4) {
-                    0 => tokio::task::yield_now().await,
-                    1 => {
-                        let d = Duration::from_nanos(rng.range_inclusive(0, max_ns));
-                        tokio::time::sleep(d).await;
-                    }
-                    _ => {}
+                // Held across an await: sometimes a yield (the task may resume on the other
+                // worker), rarely a timer sleep: tokio rounds it up to its 1 ms tick, so a
+                // hundredth of the readers' rate of long holds already keeps about one task
+                // asleep on a guard at any time.
+                if rng.chance(sh.cfg.hold_percent / 100.0) {
+                    let d = Duration::from_nanos(rng.range_inclusive(0, max_ns));
+                    tokio::time::sleep(d).await;
+                } else if rng.percent(5) {
+                    tokio::task::yield_now().await;
                 }
                 check_held(&sh, &e, &g, who);
                 drop(g);
-                if accesses.is_multiple_of(64) {
-                    tokio::task::yield_now().await;
+                if accesses.is_multiple_of(16) {
+                    // Not holding: let the other tasks (and threads) run; now and then rest a
+                    // tick, so that the tasks take at most a share of the CPUs.
+                    if accesses.is_multiple_of(256) {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    } else {
+                        tokio::task::yield_now().await;
+                    }
                 }
             }
         }

@@ -431,7 +431,7 @@ impl Subject for AsyncSkipsWait {
 fn an_async_revoke_that_skips_the_wait_is_caught() {
     let mut cfg = Config::for_cores(2);
     cfg.duration = Duration::from_secs(2);
-    cfg.hold_percent = 100;
+    cfg.hold_percent = 100.0;
     cfg.batch_max = 1;
     let report = torture::<AsyncSkipsWait>(&cfg, |_| {}).unwrap();
     assert!(!report.passed(), "{report}");

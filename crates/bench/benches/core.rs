@@ -230,6 +230,59 @@ fn main() {
         );
     }
 
+    // ---- Deep nesting (issue 10): one more access on top of a nest of depth d. ----
+    eprintln!("[bench] deep nesting");
+    // A revoke of other resources (per revoke), before any deep nest and after this thread's
+    // nest of 8000 unwound: its overflow slots must no longer be scanned.
+    let revoke_each = |n: usize| {
+        let pool: Vec<Revocable<u64>> = (0..n as u64).map(Revocable::new).collect();
+        let t = std::time::Instant::now();
+        for r in &pool {
+            r.revoke();
+        }
+        t.elapsed().as_nanos() as f64 / n as f64
+    };
+    let revoke_before = revoke_each(2000);
+    let deep_r = Revocable::new(0u64);
+    let depths = [0usize, 1000, 8000];
+    let mut deep_samples = vec![Vec::new(); depths.len()];
+    let build_start = std::time::Instant::now();
+    let mut nest: Vec<_> = (0..8000)
+        .map(|_| deep_r.try_access().expect("live"))
+        .collect();
+    let build_8000 = build_start.elapsed();
+    drop(nest.drain(..));
+    for _ in 0..st.runs {
+        for (i, &d) in depths.iter().enumerate() {
+            nest.extend((0..d).map(|_| deep_r.try_access().expect("live")));
+            let r = measure_ns_per_iter(1, st.run_time / 4, || {
+                drop(black_box(deep_r.try_access()));
+            });
+            deep_samples[i].push(r.median);
+            nest.clear();
+        }
+    }
+    let deep: Vec<Summary> = deep_samples
+        .iter()
+        .map(|v| Summary::from_samples(v).expect("runs >= 1"))
+        .collect();
+    let revoke_after_unwind = revoke_each(2000);
+    println!();
+    println!("## Deep nesting: take+drop one more access on top of a nest of depth d");
+    println!();
+    println!("| depth | take+drop | x depth 0 |");
+    println!("|---:|---:|---:|");
+    for (d, s) in depths.iter().zip(&deep) {
+        println!("| {d} | {} | {:.1} |", cell(s), s.median / deep[0].median);
+    }
+    println!(
+        "\nBuilding a nest of 8000 took {} ({} per access); a revoke after this thread's nest of 8000 unwound: {} (before any nest: {}).",
+        fmt_ns(build_8000.as_nanos() as f64),
+        fmt_ns(build_8000.as_nanos() as f64 / 8000.0),
+        fmt_ns(revoke_after_unwind),
+        fmt_ns(revoke_before)
+    );
+
     // ---- new + drop vs Box::new + drop. ----
     eprintln!("[bench] new+drop");
     // Interleaved as well: one run of each variant per round.
@@ -406,6 +459,23 @@ fn main() {
             unit: "us",
         });
     }
+    targets.push(Target {
+        what: "one more access at depth 8000 vs at depth 1000 (issue 10: O(1) at any depth)".into(),
+        ours: fmt_ns(deep[2].median),
+        baseline: fmt_ns(deep[1].median),
+        ratio: deep[2].median / deep[1].median,
+        limit: 1.5,
+        unit: "x",
+    });
+    targets.push(Target {
+        what: "revoke after a nest of 8000 unwound vs before it (issue 10: no scan cost left)"
+            .into(),
+        ours: fmt_ns(revoke_after_unwind),
+        baseline: fmt_ns(revoke_before),
+        ratio: revoke_after_unwind / revoke_before,
+        limit: 1.5,
+        unit: "x",
+    });
     if let Some(mb) = &mb {
         targets.push(Target {
             what: "revoke(), no holders, vs one membarrier(PRIVATE_EXPEDITED)".into(),

@@ -435,8 +435,9 @@ fn a_waker_dropped_by_the_table_may_wake_the_table() {
     impl Wake for HoldsGuard {
         fn wake(self: Arc<Self>) {}
     }
-    // Leaked: the future moves to a watchdog-bounded thread below.
-    let r: &'static Arc<Revocable<u8>> = Box::leak(Box::new(Arc::new(Revocable::new(3u8))));
+    // 'static: the future moves to a watchdog-bounded thread below.
+    static R: std::sync::OnceLock<Arc<Revocable<u8>>> = std::sync::OnceLock::new();
+    let r = R.get_or_init(|| Arc::new(Revocable::new(3u8)));
     let holder = Arc::new(HoldsGuard(Mutex::new(r.try_access_owned())));
     let w1 = Waker::from(holder.clone());
     drop(holder); // the waker holds the only reference to the guard now

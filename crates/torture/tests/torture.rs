@@ -11,6 +11,25 @@ use revocable_torture::payload::Payload;
 use revocable_torture::violation::Kind;
 use revocable_torture::{torture, Config, ConfigError, Progress, Report, Subject};
 
+/// The items every test subject below shares: it wraps a real `Revocable<Payload>` (field 0) and
+/// passes accesses through unchanged; each subject then breaks one revoke path.
+macro_rules! wraps_revocable {
+    () => {
+        type Guard<'a> = revocable::RevocableGuard<'a, Payload>;
+        type SendGuard<'a> = revocable::SendGuard<'a, Payload>;
+        type Timeout = revocable::RevokeTimeout;
+        fn new(data: Payload) -> Self {
+            Self(Revocable::new(data))
+        }
+        fn try_access(&self) -> Option<Self::Guard<'_>> {
+            self.0.try_access()
+        }
+        fn try_access_send(&self) -> Option<Self::SendGuard<'_>> {
+            self.0.try_access_send()
+        }
+    };
+}
+
 fn short(duration: Duration) -> Config {
     let mut cfg = Config::for_cores(2);
     cfg.duration = duration;
@@ -95,19 +114,8 @@ struct Stalls(Revocable<Payload>);
 const STALL: Duration = Duration::from_millis(200);
 
 impl Subject for Stalls {
-    type Guard<'a> = revocable::RevocableGuard<'a, Payload>;
-    type SendGuard<'a> = revocable::SendGuard<'a, Payload>;
-    type Timeout = revocable::RevokeTimeout;
+    wraps_revocable!();
     const NAME: &'static str = "stalls";
-    fn new(data: Payload) -> Self {
-        Self(Revocable::new(data))
-    }
-    fn try_access(&self) -> Option<Self::Guard<'_>> {
-        self.0.try_access()
-    }
-    fn try_access_send(&self) -> Option<Self::SendGuard<'_>> {
-        self.0.try_access_send()
-    }
     fn revoke_async(&self) -> impl std::future::Future<Output = bool> + Send + '_ {
         self.0.revoke_async()
     }
@@ -247,19 +255,8 @@ fn real_revocable_passes_oversubscribed_with_deep_nesting_and_long_sleeps() {
 struct NeverReturns(Revocable<Payload>);
 
 impl Subject for NeverReturns {
-    type Guard<'a> = revocable::RevocableGuard<'a, Payload>;
-    type SendGuard<'a> = revocable::SendGuard<'a, Payload>;
-    type Timeout = revocable::RevokeTimeout;
+    wraps_revocable!();
     const NAME: &'static str = "never-returns";
-    fn new(data: Payload) -> Self {
-        Self(Revocable::new(data))
-    }
-    fn try_access(&self) -> Option<Self::Guard<'_>> {
-        self.0.try_access()
-    }
-    fn try_access_send(&self) -> Option<Self::SendGuard<'_>> {
-        self.0.try_access_send()
-    }
     fn revoke_async(&self) -> impl std::future::Future<Output = bool> + Send + '_ {
         self.0.revoke_async()
     }
@@ -298,19 +295,8 @@ fn threads_that_do_not_stop_are_named_and_the_run_fails() {
 struct GivesUp(Revocable<Payload>);
 
 impl Subject for GivesUp {
-    type Guard<'a> = revocable::RevocableGuard<'a, Payload>;
-    type SendGuard<'a> = revocable::SendGuard<'a, Payload>;
-    type Timeout = revocable::RevokeTimeout;
+    wraps_revocable!();
     const NAME: &'static str = "gives-up";
-    fn new(data: Payload) -> Self {
-        Self(Revocable::new(data))
-    }
-    fn try_access(&self) -> Option<Self::Guard<'_>> {
-        self.0.try_access()
-    }
-    fn try_access_send(&self) -> Option<Self::SendGuard<'_>> {
-        self.0.try_access_send()
-    }
     fn revoke_async(&self) -> impl std::future::Future<Output = bool> + Send + '_ {
         self.0.revoke_async()
     }
@@ -339,19 +325,8 @@ fn a_timeout_that_expires_early_is_caught() {
 struct BatchSkipsWait(Revocable<Payload>);
 
 impl Subject for BatchSkipsWait {
-    type Guard<'a> = revocable::RevocableGuard<'a, Payload>;
-    type SendGuard<'a> = revocable::SendGuard<'a, Payload>;
-    type Timeout = revocable::RevokeTimeout;
+    wraps_revocable!();
     const NAME: &'static str = "batch-skips-wait";
-    fn new(data: Payload) -> Self {
-        Self(Revocable::new(data))
-    }
-    fn try_access(&self) -> Option<Self::Guard<'_>> {
-        self.0.try_access()
-    }
-    fn try_access_send(&self) -> Option<Self::SendGuard<'_>> {
-        self.0.try_access_send()
-    }
     fn revoke_async(&self) -> impl std::future::Future<Output = bool> + Send + '_ {
         self.0.revoke_async()
     }
@@ -400,19 +375,8 @@ fn real_batches_pass() {
 struct AsyncSkipsWait(Revocable<Payload>);
 
 impl Subject for AsyncSkipsWait {
-    type Guard<'a> = revocable::RevocableGuard<'a, Payload>;
-    type SendGuard<'a> = revocable::SendGuard<'a, Payload>;
-    type Timeout = revocable::RevokeTimeout;
+    wraps_revocable!();
     const NAME: &'static str = "async-skips-wait";
-    fn new(data: Payload) -> Self {
-        Self(Revocable::new(data))
-    }
-    fn try_access(&self) -> Option<Self::Guard<'_>> {
-        self.0.try_access()
-    }
-    fn try_access_send(&self) -> Option<Self::SendGuard<'_>> {
-        self.0.try_access_send()
-    }
     fn revoke_async(&self) -> impl std::future::Future<Output = bool> + Send + '_ {
         std::future::ready(self.0.revoke_deferred())
     }

@@ -297,7 +297,7 @@ fn guard_in_a_thread_local_is_handed_back_with_its_thread() {
     }
     let _serial = many_threads();
     let r = RES.get_or_init(|| Revocable::new(9));
-    let n = if cfg!(miri) { 5 } else { 2_000 };
+    let n = if cfg!(miri) { 5 } else { 20_000 };
     let (_, before) = registry::record_stats();
     for _ in 0..n {
         std::thread::spawn(|| {

@@ -8,7 +8,7 @@
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -121,6 +121,8 @@ impl<F: Filesystem> std::fmt::Debug for Session<F> {
 /// Shared by the dispatch threads: the first reason to end, and how many threads still run.
 struct End {
     reason: Mutex<Option<EndReason>>,
+    /// Notified (under `reason`) by each dispatch thread as it exits.
+    exited: Condvar,
     live: AtomicUsize,
 }
 
@@ -138,6 +140,10 @@ impl<F: Filesystem> Session<F> {
             mount.unmount();
             MountError(format!("FUSE handshake failed: {e}"))
         })?;
+        ch.set_blocking().map_err(|e| {
+            mount.unmount();
+            MountError(format!("/dev/fuse: cannot make it blocking: {e}"))
+        })?;
         let parking = Arc::new(Parking::default());
         let ctx = Ctx {
             parking: parking.clone(),
@@ -146,6 +152,7 @@ impl<F: Filesystem> Session<F> {
         let n = threads.max(2);
         let end = Arc::new(End {
             reason: Mutex::new(None),
+            exited: Condvar::new(),
             live: AtomicUsize::new(n),
         });
         let mut handles = Vec::new();
@@ -198,6 +205,18 @@ impl<F: Filesystem> Session<F> {
     pub fn join(&mut self) -> EndReason {
         if let Some(r) = self.ended {
             return r;
+        }
+        // Blocked readers leave on ENODEV (unmount, abort) or, after a stop, on the wake signal,
+        // which is re-sent until they are gone (one sent just before a read starts is lost).
+        while self.threads.iter().any(|h| !h.is_finished()) {
+            let stopped = self.ch.as_ref().is_some_and(|ch| ch.is_stopped());
+            if let (true, Some(ch)) = (stopped, &self.ch) {
+                ch.kick();
+            }
+            // Woken by each thread's exit; the timeout re-checks for a stop (and re-kicks).
+            let g = self.end.reason.lock().unwrap_or_else(|p| p.into_inner());
+            let wait = Duration::from_millis(if stopped { 2 } else { 50 });
+            drop(self.end.exited.wait_timeout(g, wait));
         }
         for h in self.threads.drain(..) {
             if h.join().is_err() {
@@ -336,8 +355,9 @@ pub fn dispatch<F: Filesystem>(ch: &Arc<Channel>, ctx: &Ctx, fs: &F, bytes: &[u8
 
 fn worker<F: Filesystem>(ch: &Arc<Channel>, ctx: &Ctx, fs: &F, end: &End) -> EndReason {
     let mut buf = vec![0u8; BUF_SIZE];
+    let reader = ch.reader();
     let reason = loop {
-        let n = match ch.receive(&mut buf) {
+        let n = match reader.receive(&mut buf) {
             Ok(Received::Request(n)) => n,
             Ok(Received::Stopped) => break EndReason::Stopped,
             Ok(Received::Ended) if ch.is_stopped() => break EndReason::Stopped,
@@ -349,6 +369,7 @@ fn worker<F: Filesystem>(ch: &Arc<Channel>, ctx: &Ctx, fs: &F, end: &End) -> End
         };
         dispatch(ch, ctx, fs, &buf[..n]);
     };
+    drop(reader);
     // Record first, then make the other dispatch threads leave: they will see a stop, but the
     // first reason is the one that counts.
     let first = *end
@@ -366,5 +387,7 @@ fn worker<F: Filesystem>(ch: &Arc<Channel>, ctx: &Ctx, fs: &F, end: &End) -> End
         ctx.parking.fail_all(libc::ENODEV);
         ch.close();
     }
+    let _g = end.reason.lock().unwrap_or_else(|p| p.into_inner());
+    end.exited.notify_all();
     first
 }

@@ -280,6 +280,11 @@ impl Channel {
         self.kick();
     }
 
+    /// The `/dev/fuse` fd number (valid until [`Channel::close`]), for io_uring commands.
+    pub fn raw_fd(&self) -> i32 {
+        self.raw
+    }
+
     /// The eventfd that turns readable (and stays so) at [`Channel::stop`]: io_uring dispatch
     /// threads poll it.
     pub fn stop_fd(&self) -> i32 {

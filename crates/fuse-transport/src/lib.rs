@@ -21,10 +21,11 @@ pub mod request;
 pub mod session;
 #[doc(hidden)]
 pub mod testing;
+pub mod uring;
 
 pub use interrupt::Parked;
 pub use mount::{Mount, MountError};
 pub use notify::Notifier;
 pub use reply::Reply;
 pub use request::Op;
-pub use session::{Ctx, EndReason, Filesystem, Session, Stopper};
+pub use session::{Chosen, Ctx, EndReason, Filesystem, Options, Session, Stopper, Transport};

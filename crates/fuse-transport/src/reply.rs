@@ -8,6 +8,14 @@ use std::sync::Arc;
 
 use super::abi::{OutHeader, Pod};
 use super::channel::Channel;
+use super::uring::Slot;
+
+/// Where the answer goes: `/dev/fuse`, or the io_uring entry the request came in.
+#[derive(Debug)]
+enum Sink {
+    Dev(Arc<Channel>),
+    Ring(Arc<Slot>),
+}
 
 /// The right (and duty) to answer one request.
 ///
@@ -15,7 +23,7 @@ use super::channel::Channel;
 /// `done` is false until the single reply has been written.
 #[derive(Debug)]
 pub struct Reply {
-    ch: Arc<Channel>,
+    sink: Sink,
     unique: u64,
     done: bool,
 }
@@ -23,7 +31,16 @@ pub struct Reply {
 impl Reply {
     pub(crate) fn new(ch: Arc<Channel>, unique: u64) -> Reply {
         Reply {
-            ch,
+            sink: Sink::Dev(ch),
+            unique,
+            done: false,
+        }
+    }
+
+    /// A reply to the request that io_uring put into `slot`.
+    pub(crate) fn ring(slot: Arc<Slot>, unique: u64) -> Reply {
+        Reply {
+            sink: Sink::Ring(slot),
             unique,
             done: false,
         }
@@ -36,6 +53,10 @@ impl Reply {
 
     fn send(&mut self, error: i32, parts: &[&[u8]]) {
         self.done = true;
+        let ch = match &self.sink {
+            Sink::Dev(ch) => ch,
+            Sink::Ring(slot) => return slot.answer(self.unique, error, parts),
+        };
         let len = std::mem::size_of::<OutHeader>() + parts.iter().map(|p| p.len()).sum::<usize>();
         let h = OutHeader {
             len: len as u32,
@@ -51,7 +72,7 @@ impl Reply {
                 .map(|p| IoSlice::new(p)),
         );
         // A failed reply means the connection is gone; the session loop sees that on its own.
-        let _ = self.ch.send(&iov);
+        let _ = ch.send(&iov);
     }
 
     /// Answers success with the concatenation of `parts` as the body.
@@ -64,9 +85,13 @@ impl Reply {
         self.ok(&[body.as_bytes()]);
     }
 
-    /// For requests that take no answer (FORGET).
+    /// For requests that take no answer (FORGET, which the kernel sends over `/dev/fuse`
+    /// only; an io_uring entry must always be handed back, so there it answers ENOSYS).
     pub(crate) fn no_reply(mut self) {
-        self.done = true;
+        match self.sink {
+            Sink::Dev(_) => self.done = true,
+            Sink::Ring(_) => self.send(-libc::ENOSYS, &[]),
+        }
     }
 
     /// Answers with a positive errno (sent negated, as the kernel expects).

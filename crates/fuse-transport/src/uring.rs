@@ -614,6 +614,6 @@ mod tests {
     #[test]
     fn possible_cpus_is_sane() {
         let n = possible_cpus();
-        assert!(n >= 1 && n <= 8192, "{n}");
+        assert!((1..=8192).contains(&n), "{n}");
     }
 }

@@ -12,7 +12,7 @@ use revocable_fuse::abi::{
 };
 use revocable_fuse::request::Request;
 use revocable_fuse::testing::{fuse_available, temp_dir};
-use revocable_fuse::{Ctx, Filesystem, Op, Reply, Session};
+use revocable_fuse::{Ctx, Filesystem, Op, Options, Reply, Session, Transport};
 
 const HELLO: u64 = 2;
 const LATER: u64 = 3;
@@ -105,8 +105,64 @@ fn serves_another_file_system() {
     if !fuse_available() {
         return;
     }
+    let s = serve_and_check(Session::mount);
+    eprintln!("transport: {s}");
+}
+
+/// Both transports in one run, named explicitly (the io_uring one where the kernel allows it).
+#[test]
+fn serves_over_each_transport() {
+    if !fuse_available() {
+        return;
+    }
+    let dev = serve_and_check(|d, fs, t| {
+        Session::mount_with(
+            d,
+            fs,
+            &Options {
+                threads: t,
+                transport: Transport::Dev,
+            },
+        )
+    });
+    assert!(!dev.uring, "{dev}");
+    assert_eq!(dev.threads, 2);
+    let uring = |d: &std::path::Path, fs, t| {
+        Session::mount_with(
+            d,
+            fs,
+            &Options {
+                threads: t,
+                transport: Transport::Uring,
+            },
+        )
+    };
+    if revocable_fuse::uring::enabled() == Some(true) {
+        let u = serve_and_check(uring);
+        assert!(u.uring, "{u}");
+        assert_eq!(u.threads, revocable_fuse::uring::possible_cpus());
+        assert!(u.to_string().starts_with("io_uring ("), "{u}");
+    } else {
+        eprintln!("SKIP io_uring half: enable_uring is not Y");
+        let dir = temp_dir("fuse-serve-no-uring");
+        let e = uring(&dir, Arc::new(Tiny), 2).unwrap_err();
+        let _ = std::fs::remove_dir(&dir);
+        assert!(e.0.contains("enable_uring"), "{e}");
+    }
+}
+
+/// Mounts [`Tiny`] with `mount`, reads it through the kernel (a reply answered at once and a
+/// parked one answered from another thread), stops; returns the transport it used.
+fn serve_and_check(
+    mount: impl Fn(
+        &std::path::Path,
+        Arc<Tiny>,
+        usize,
+    ) -> Result<Session<Tiny>, revocable_fuse::MountError>,
+) -> revocable_fuse::Chosen {
     let dir = temp_dir("fuse-serve");
-    let mut s = Session::mount(&dir, Arc::new(Tiny), 2).expect("mount");
+    let mut s = mount(&dir, Arc::new(Tiny), 2).expect("mount");
+    let chosen = s.transport().clone();
     let mut names: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -126,6 +182,7 @@ fn serves_another_file_system() {
         "a parked reply answered from another thread"
     );
     assert_eq!(missing.and_then(|e| e.raw_os_error()), Some(libc::ENOENT));
+    chosen
 }
 
 proptest! {

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use revocable_devfs::fuse::{EndReason, Transport};
-use revocable_devfs::server::{Devfs, NetOptions, Options, DEFAULT_THREADS};
+use revocable_devfs::server::{default_threads, Devfs, NetOptions, Options};
 
 /// Arguments of `revocable devfs`.
 #[derive(clap::Args)]
@@ -19,7 +19,7 @@ pub struct Args {
     /// Directory to mount the device file system on.
     pub mountpoint: PathBuf,
     /// Number of FUSE dispatch threads on the /dev/fuse transport (io_uring has one per CPU).
-    #[arg(long, default_value_t = DEFAULT_THREADS)]
+    #[arg(long, default_value_t = default_threads())]
     pub threads: usize,
     /// FUSE transport: `auto` (io_uring when the fuse module's enable_uring is Y, else
     /// /dev/fuse; REVOCABLE_FUSE_TRANSPORT=uring|dev overrides), `uring` or `dev`.

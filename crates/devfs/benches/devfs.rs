@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use revocable_devfs::cros_ec::chardev::IOCEVENTMASK;
 use revocable_devfs::fs::{DevFs, Entry, Kind};
 use revocable_devfs::fuse::{uring, Options, Session, Transport};
-use revocable_devfs::server::{Devfs, DEFAULT_THREADS};
+use revocable_devfs::server::{default_threads, Devfs};
 
 mod common;
 use common::{opener, FopsNode, BLOCK};
@@ -77,7 +77,7 @@ fn gated_vs_ungated(transport: Transport) -> bool {
         },
     ]));
     let opts = Options {
-        threads: DEFAULT_THREADS,
+        threads: default_threads(),
         transport,
     };
     let mut s = Session::mount_with(&dir, fs, &opts).expect("mount");

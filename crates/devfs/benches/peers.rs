@@ -26,7 +26,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use revocable_devfs::fuse::{uring, Options, Session, Transport};
-use revocable_devfs::server::DEFAULT_THREADS;
+use revocable_devfs::server::default_threads;
 
 mod common;
 use common::{one_file, BLOCK};
@@ -43,7 +43,7 @@ fn serve(kind: &str, dir: &Path) {
                 Transport::Dev
             };
             let opts = Options {
-                threads: env_num("PEERS_DEV_THREADS", DEFAULT_THREADS as u64) as usize,
+                threads: env_num("PEERS_DEV_THREADS", default_threads() as u64) as usize,
                 transport,
             };
             let mut s = Session::mount_with(dir, Arc::new(one_file("f", true)), &opts)

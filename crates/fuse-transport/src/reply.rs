@@ -63,16 +63,34 @@ impl Reply {
             error,
             unique: self.unique,
         };
-        let mut iov = Vec::with_capacity(parts.len() + 1);
-        iov.push(IoSlice::new(h.as_bytes()));
-        iov.extend(
-            parts
-                .iter()
-                .filter(|p| !p.is_empty())
-                .map(|p| IoSlice::new(p)),
-        );
+        // The header and up to 3 parts on the stack (every reply here has at most 3 parts);
+        // more go to the heap.
+        let body = parts
+            .iter()
+            .filter(|p| !p.is_empty())
+            .map(|p| IoSlice::new(p));
+        let mut small = [IoSlice::new(&[]); 4];
+        small[0] = IoSlice::new(h.as_bytes());
+        let mut n = 1;
+        let mut big = Vec::new();
+        for s in body {
+            if n < small.len() {
+                small[n] = s;
+                n += 1;
+            } else {
+                if big.is_empty() {
+                    big.extend_from_slice(&small);
+                }
+                big.push(s);
+            }
+        }
+        let iov = if big.is_empty() {
+            &small[..n]
+        } else {
+            &big[..]
+        };
         // A failed reply means the connection is gone; the session loop sees that on its own.
-        let _ = ch.send(&iov);
+        let _ = ch.send(iov);
     }
 
     /// Answers success with the concatenation of `parts` as the body.
@@ -104,6 +122,40 @@ impl Drop for Reply {
     fn drop(&mut self) {
         if !self.done {
             self.send(-libc::EIO, &[]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::os::fd::{FromRawFd, OwnedFd};
+
+    #[test]
+    fn replies_with_few_and_many_parts_arrive_whole() {
+        let mut fds = [0; 2];
+        // SAFETY: fds has room for two descriptors.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        // SAFETY: both fds are fresh and owned by us.
+        let (mut r, w) = unsafe {
+            (
+                std::fs::File::from_raw_fd(fds[0]),
+                OwnedFd::from_raw_fd(fds[1]),
+            )
+        };
+        let ch = Arc::new(Channel::new(w).unwrap());
+        for parts in [
+            vec![&b"ab"[..], b"", b"c"],
+            vec![&b"1"[..], b"22", b"", b"333", b"4444", b"55555"],
+        ] {
+            let want: Vec<u8> = parts.concat();
+            Reply::new(ch.clone(), 9).ok(&parts);
+            let mut b = vec![0u8; 16 + want.len()];
+            r.read_exact(&mut b).unwrap();
+            let h = OutHeader::read_from(&b).unwrap();
+            assert_eq!((h.len as usize, h.error, h.unique), (b.len(), 0, 9));
+            assert_eq!(&b[16..], &want[..]);
         }
     }
 }

@@ -199,12 +199,7 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` probing
     }
-    if !Path::new("/dev/fuse").exists() {
-        if std::env::var_os("CI").is_some() {
-            eprintln!("CI is set but /dev/fuse is missing");
-            std::process::exit(1);
-        }
-        println!("SKIP: /dev/fuse is missing; the devfs benchmarks need FUSE");
+    if !common::fuse_or_skip() {
         return;
     }
     let mut transports = vec![Transport::Dev];

@@ -413,12 +413,7 @@ fn main() {
         serve(&args[i + 1], Path::new(&args[i + 2]));
         return;
     }
-    if !Path::new("/dev/fuse").exists() {
-        if std::env::var_os("CI").is_some() {
-            eprintln!("CI is set but /dev/fuse is missing");
-            std::process::exit(1);
-        }
-        println!("SKIP: /dev/fuse is missing; the peers bench needs FUSE");
+    if !common::fuse_or_skip() {
         return;
     }
     let rounds = env_num("PEERS_ROUNDS", 7) as usize;

@@ -198,19 +198,28 @@ impl Channel {
             if self.stopped.load(Ordering::Acquire) {
                 return Ok(Received::Stopped);
             }
-            // SAFETY: buf is a valid writable buffer of buf.len() bytes.
-            let n = unsafe { libc::read(self.raw, buf.as_mut_ptr().cast(), buf.len()) };
-            if n >= 0 {
-                return Ok(Received::Request(n as usize));
+            if let Some(r) = self.read_once(buf)? {
+                return Ok(r);
             }
-            let e = io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::EAGAIN) => self.wait()?,
-                // ENOENT: the request was interrupted/aborted while being copied; take the next one.
-                Some(libc::EINTR) | Some(libc::ENOENT) => {}
-                Some(libc::ENODEV) | Some(libc::ECONNABORTED) => return Ok(Received::Ended),
-                _ => return Err(e),
-            }
+        }
+    }
+
+    /// One `read(2)`: `Some` result, or `None` to read again (after waiting in `poll(2)` when
+    /// the fd is non-blocking and had nothing).
+    fn read_once(&self, buf: &mut [u8]) -> io::Result<Option<Received>> {
+        // SAFETY: buf is a valid writable buffer of buf.len() bytes.
+        let n = unsafe { libc::read(self.raw, buf.as_mut_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            return Ok(Some(Received::Request(n as usize)));
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EAGAIN) => self.wait().map(|()| None),
+            // EINTR: a signal (a wake signal: the caller checks the stop); ENOENT: the request
+            // was interrupted/aborted while being copied; take the next one.
+            Some(libc::EINTR) | Some(libc::ENOENT) => Ok(None),
+            Some(libc::ENODEV) | Some(libc::ECONNABORTED) => Ok(Some(Received::Ended)),
+            _ => Err(e),
         }
     }
 
@@ -321,20 +330,10 @@ impl Reader<'_> {
                 self.slot.in_read.store(false, Ordering::Relaxed);
                 return Ok(Received::Stopped);
             }
-            // SAFETY: buf is a valid writable buffer of buf.len() bytes.
-            let n = unsafe { libc::read(ch.raw, buf.as_mut_ptr().cast(), buf.len()) };
+            let r = ch.read_once(buf);
             self.slot.in_read.store(false, Ordering::Relaxed);
-            if n >= 0 {
-                return Ok(Received::Request(n as usize));
-            }
-            let e = io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::EAGAIN) => ch.wait()?,
-                // EINTR: a wake signal (the loop checks the stop); ENOENT: the request was
-                // interrupted/aborted while being copied; take the next one.
-                Some(libc::EINTR) | Some(libc::ENOENT) => {}
-                Some(libc::ENODEV) | Some(libc::ECONNABORTED) => return Ok(Received::Ended),
-                _ => return Err(e),
+            if let Some(r) = r? {
+                return Ok(r);
             }
         }
     }

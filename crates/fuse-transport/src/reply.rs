@@ -130,21 +130,10 @@ impl Drop for Reply {
 mod tests {
     use super::*;
     use std::io::Read;
-    use std::os::fd::{FromRawFd, OwnedFd};
 
     #[test]
     fn replies_with_few_and_many_parts_arrive_whole() {
-        let mut fds = [0; 2];
-        // SAFETY: fds has room for two descriptors.
-        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-        // SAFETY: both fds are fresh and owned by us.
-        let (mut r, w) = unsafe {
-            (
-                std::fs::File::from_raw_fd(fds[0]),
-                OwnedFd::from_raw_fd(fds[1]),
-            )
-        };
-        let ch = Arc::new(Channel::new(w).unwrap());
+        let (ch, mut r) = crate::testing::pipe_channel();
         for parts in [
             vec![&b"ab"[..], b"", b"c"],
             vec![&b"1"[..], b"22", b"", b"333", b"4444", b"55555"],

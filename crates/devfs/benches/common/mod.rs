@@ -93,3 +93,16 @@ pub fn opener(gated: bool) -> Opener {
         })
     }
 }
+
+/// True when /dev/fuse exists; else prints a SKIP line and returns false, or exits 1 under CI.
+pub fn fuse_or_skip() -> bool {
+    if std::path::Path::new("/dev/fuse").exists() {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        eprintln!("CI is set but /dev/fuse is missing");
+        std::process::exit(1);
+    }
+    println!("SKIP: /dev/fuse is missing; the devfs benchmarks need FUSE");
+    false
+}

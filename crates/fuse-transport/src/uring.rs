@@ -443,6 +443,15 @@ pub(crate) fn run_queue<F: Filesystem>(a: QueueArgs<F>, live: &AtomicUsize) -> O
         done.extend(ring.completion().map(|c| (c.user_data(), c.result())));
         for &(ud, res) in &done {
             match ud {
+                WAKE if res < 0 && res != -libc::EINTR && res != -libc::EAGAIN => {
+                    // Without its wake-up the queue could never commit a parked reply.
+                    eprintln!(
+                        "devfs: io_uring queue {}: eventfd read: {}",
+                        a.qid,
+                        io::Error::from_raw_os_error(-res)
+                    );
+                    break 'serve EndReason::Failed;
+                }
                 WAKE => {
                     let r = push(&mut ring, &wake_read(&mut wake_buf))
                         .and_then(|()| commit_ready(&mut ring, &shared, fd));

@@ -17,7 +17,8 @@
 //! each devfs transport with the better peer of the same run, against the targets of issue 12.
 //!
 //! `PEERS_ROUNDS` and `PEERS_ROUND_MS` change the number and length of rounds;
-//! `PEERS_DEV_THREADS` the dispatch threads of `devfs dev` (default: devfs's default).
+//! `PEERS_DEV_THREADS` the dispatch threads of `devfs dev` (default: devfs's default);
+//! `PEERS_DEBUG=1` prints the CPU each client thread ended on and its reads.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -316,6 +317,12 @@ fn run_clients(s: &Server, clients: usize, dur: Duration, pinned: bool, lat: boo
                         assert_eq!(r, BLOCK as isize, "{}", std::io::Error::last_os_error());
                     }
                     n += 16;
+                }
+                if std::env::var_os("PEERS_DEBUG").is_some() {
+                    // SAFETY: sched_getcpu has no preconditions.
+                    eprint!(" [client {i} on CPU {}: {n}]", unsafe {
+                        libc::sched_getcpu()
+                    });
                 }
                 (n, t.elapsed(), lats)
             })

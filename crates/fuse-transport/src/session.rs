@@ -233,6 +233,8 @@ pub struct Session<F: Filesystem> {
     end: Arc<End>,
     ended: Option<EndReason>,
     chosen: Chosen,
+    /// io_uring buffers of finished queue threads, emptied once the threads are joined.
+    kept: Arc<uring::Kept>,
 }
 
 impl<F: Filesystem> std::fmt::Debug for Session<F> {
@@ -310,6 +312,7 @@ impl<F: Filesystem> Session<F> {
         let mut try_uring = want.uring;
         let (report_tx, report_rx) = mpsc::channel();
         let running = Arc::new(AtomicUsize::new(0));
+        let kept = Arc::new(uring::Kept::default());
         if try_uring {
             for qid in 0..uring::possible_cpus() {
                 let (go_tx, go_rx) = mpsc::channel();
@@ -321,6 +324,7 @@ impl<F: Filesystem> Session<F> {
                     running: running.clone(),
                     report: report_tx.clone(),
                     go: go_rx,
+                    keep: kept.clone(),
                 };
                 let (ch2, ctx2, end2) = (ch.clone(), ctx.clone(), end.clone());
                 let h = std::thread::Builder::new()
@@ -374,6 +378,7 @@ impl<F: Filesystem> Session<F> {
                 let _ = h.join();
             }
             ch.close();
+            drop(kept); // the threads are joined
             return Err(fail(format!(
                 "io_uring transport required ({}) but unavailable: {why}",
                 want.why
@@ -417,6 +422,7 @@ impl<F: Filesystem> Session<F> {
             end,
             ended: None,
             chosen,
+            kept,
         })
     }
 
@@ -487,6 +493,8 @@ impl<F: Filesystem> Session<F> {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .unwrap_or(EndReason::Stopped);
+        // Every dispatch thread has exited: the kernel can no longer copy into these.
+        self.kept.free();
         self.parking.fail_all(libc::ENODEV);
         if let Some(ch) = &self.ch {
             // Already closed by the last thread, unless a thread panicked.

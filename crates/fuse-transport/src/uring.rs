@@ -312,6 +312,30 @@ pub(crate) struct QueueArgs<F: Filesystem> {
     /// Reports ring creation (before INIT), then registration (after `Go::Serve`).
     pub report: mpsc::Sender<(usize, Registered)>,
     pub go: mpsc::Receiver<Go>,
+    /// Where the thread leaves its ring buffers when it is done (see [`Kept`]).
+    pub keep: Arc<Kept>,
+}
+
+/// Ring buffers of queue threads that have finished, freed only when the session is joined.
+///
+/// After a ring is closed, the kernel may still complete a command of it as task work of the
+/// thread that submitted it, copying a request into that entry's buffers; once the thread has
+/// exited, such work runs in a kernel thread and copies nothing. So the buffers must outlive
+/// the thread, not just the ring: the session drops them after joining its threads.
+#[derive(Default)]
+pub(crate) struct Kept(Mutex<Vec<Box<dyn Send>>>);
+
+impl Kept {
+    fn keep(&self, what: Box<dyn Send>) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(what);
+    }
+
+    /// Frees what was kept: only once the threads that kept it have exited.
+    pub(crate) fn free(&self) {
+        drop(std::mem::take(
+            &mut *self.0.lock().unwrap_or_else(|e| e.into_inner()),
+        ));
+    }
 }
 
 type Ring = IoUring<squeue::Entry128, cqueue::Entry>;
@@ -418,6 +442,8 @@ pub(crate) fn run_queue<F: Filesystem>(a: QueueArgs<F>, live: &AtomicUsize) -> O
         let _ = a
             .report
             .send((a.qid, Err(format!("FUSE_IO_URING_CMD_REGISTER: {e}"))));
+        drop(ring);
+        a.keep.keep(Box::new((slots, wake_buf)));
         return None;
     }
     a.running.fetch_add(1, Ordering::AcqRel);
@@ -430,6 +456,7 @@ pub(crate) fn run_queue<F: Filesystem>(a: QueueArgs<F>, live: &AtomicUsize) -> O
     // Entries with a command in flight (registered or committed, no completion yet).
     let mut in_kernel = slots.len();
     let mut dead = 0usize;
+    let mut stop = false;
     let reason = 'serve: loop {
         match ring.submit_and_wait(1) {
             Ok(_) => {}
@@ -463,7 +490,8 @@ pub(crate) fn run_queue<F: Filesystem>(a: QueueArgs<F>, live: &AtomicUsize) -> O
                         }
                     }
                 }
-                STOP => break 'serve EndReason::Stopped,
+                // Serve the rest of this batch first: its requests are fetched already.
+                STOP => stop = true,
                 i => {
                     let Some(slot) = slots.get(i as usize).cloned() else {
                         continue;
@@ -494,6 +522,9 @@ pub(crate) fn run_queue<F: Filesystem>(a: QueueArgs<F>, live: &AtomicUsize) -> O
                 }
             }
         }
+        if stop {
+            break EndReason::Stopped;
+        }
         if dead > 0 && in_kernel == 0 {
             break if a.ch.is_stopped() {
                 EndReason::Stopped
@@ -512,9 +543,10 @@ pub(crate) fn run_queue<F: Filesystem>(a: QueueArgs<F>, live: &AtomicUsize) -> O
         let _ = commit_ready(&mut ring, &shared, fd).and_then(|_| ring.submit());
     }
     let _ = commit_ready(&mut ring, &shared, fd).and_then(|_| ring.submit());
-    // Dropping the ring cancels the entries still waiting for a request; the slots outlive it.
+    // Dropping the ring cancels the entries still waiting for a request; their buffers must
+    // outlive this thread (see Kept).
     drop(ring);
-    drop(slots);
+    a.keep.keep(Box::new((slots, wake_buf)));
     Some(reason)
 }
 

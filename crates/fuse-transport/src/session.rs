@@ -104,7 +104,10 @@ pub enum Transport {
     /// `/dev/fuse` if setting it up fails.
     #[default]
     Auto,
-    /// FUSE over io_uring, or a [`MountError`].
+    /// FUSE over io_uring, or a [`MountError`]. Each CPU's requests are served by that CPU's
+    /// one thread, in order: a handler that blocks holds up its CPU's queue, so a file system
+    /// served this way parks what must wait ([`Ctx::park`]) rather than blocking in
+    /// [`Filesystem::request`].
     Uring,
     /// `/dev/fuse` reads and writes.
     Dev,

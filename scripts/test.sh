@@ -29,7 +29,11 @@ URING_PARAM=/sys/module/fuse/parameters/enable_uring
 if [ -w "$URING_PARAM" ] && [ "$(cat "$URING_PARAM")" != Y ]; then
     echo Y > "$URING_PARAM" 2>/dev/null || true
 fi
-if [ -r "$URING_PARAM" ] && [ "$(cat "$URING_PARAM")" = Y ]; then
+IO_URING_DISABLED=$(cat /proc/sys/kernel/io_uring_disabled 2>/dev/null || echo 0)
+if [ "$IO_URING_DISABLED" != 0 ]; then
+    echo "FUSE transport: /dev/fuse only (kernel.io_uring_disabled=$IO_URING_DISABLED)"
+    FUSE_FIRST=dev
+elif [ -r "$URING_PARAM" ] && [ "$(cat "$URING_PARAM")" = Y ]; then
     echo "FUSE transport: io_uring (fuse enable_uring=Y) for the workspace tests, then /dev/fuse"
     FUSE_FIRST=uring
 else

@@ -138,7 +138,16 @@ struct Want {
 
 impl Transport {
     fn wanted(self) -> Result<Want, MountError> {
-        let t = match (self, std::env::var(TRANSPORT_ENV).ok().as_deref()) {
+        self.decide(
+            std::env::var(TRANSPORT_ENV).ok().as_deref(),
+            uring::enabled(),
+        )
+    }
+
+    /// The decision of [`Transport::wanted`], given the environment variable's value and the
+    /// fuse module's `enable_uring` (`None`: no such parameter).
+    fn decide(self, env: Option<&str>, param: Option<bool>) -> Result<Want, MountError> {
+        let t = match (self, env) {
             (Transport::Auto, Some("uring")) => {
                 (Transport::Uring, format!("{TRANSPORT_ENV}=uring"))
             }
@@ -150,7 +159,6 @@ impl Transport {
             }
             (t, _) => (t, String::new()),
         };
-        let param = uring::enabled();
         let state = match param {
             Some(true) => "fuse enable_uring=Y".to_string(),
             Some(false) => format!("enable_uring=N in {}", uring::ENABLE_PARAM),
@@ -672,4 +680,81 @@ fn finish(ch: &Channel, ctx: &Ctx, end: &End, reason: EndReason) {
     }
     let _g = end.reason.lock().unwrap_or_else(|p| p.into_inner());
     end.exited.notify_all();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn want(t: Transport, env: Option<&str>, param: Option<bool>) -> Result<(bool, bool), String> {
+        t.decide(env, param)
+            .map(|w| (w.uring, w.required))
+            .map_err(|e| e.0)
+    }
+
+    #[test]
+    fn transport_decisions() {
+        // auto follows the module parameter, never required
+        assert_eq!(want(Transport::Auto, None, Some(true)), Ok((true, false)));
+        assert_eq!(want(Transport::Auto, None, Some(false)), Ok((false, false)));
+        assert_eq!(want(Transport::Auto, None, None), Ok((false, false)));
+        assert_eq!(
+            want(Transport::Auto, Some(""), Some(true)),
+            Ok((true, false))
+        );
+        assert_eq!(
+            want(Transport::Auto, Some("auto"), Some(true)),
+            Ok((true, false))
+        );
+        // the environment overrides auto, and only auto
+        assert_eq!(
+            want(Transport::Auto, Some("dev"), Some(true)),
+            Ok((false, false))
+        );
+        assert_eq!(
+            want(Transport::Auto, Some("uring"), Some(true)),
+            Ok((true, true))
+        );
+        assert_eq!(
+            want(Transport::Dev, Some("uring"), Some(true)),
+            Ok((false, false))
+        );
+        let e = want(Transport::Auto, Some("uring"), Some(false)).unwrap_err();
+        assert!(
+            e.contains("REVOCABLE_FUSE_TRANSPORT=uring") && e.contains("enable_uring=N"),
+            "{e}"
+        );
+        let e = want(Transport::Auto, Some("bogus"), Some(true)).unwrap_err();
+        assert!(e.contains("unknown transport"), "{e}");
+        // uring asked for explicitly: required, refused without the parameter
+        assert_eq!(want(Transport::Uring, None, Some(true)), Ok((true, true)));
+        let e = want(Transport::Uring, None, None).unwrap_err();
+        assert!(e.contains("no FUSE over io_uring"), "{e}");
+        assert!(!e.contains('\n'));
+    }
+
+    #[test]
+    fn transport_names_and_lines() {
+        assert_eq!("auto".parse(), Ok(Transport::Auto));
+        assert_eq!("uring".parse(), Ok(Transport::Uring));
+        assert_eq!("io_uring".parse(), Ok(Transport::Uring));
+        assert_eq!("dev".parse(), Ok(Transport::Dev));
+        assert!("fuse".parse::<Transport>().is_err());
+        let w = Transport::Auto.decide(None, Some(false)).unwrap();
+        let c = Chosen {
+            uring: false,
+            threads: 2,
+            why: w.why,
+        };
+        assert_eq!(
+            c.to_string(),
+            "/dev/fuse (enable_uring=N in /sys/module/fuse/parameters/enable_uring, 2 threads)"
+        );
+        let c = Chosen {
+            uring: true,
+            threads: 2,
+            why: "fuse enable_uring=Y, 2 queues".into(),
+        };
+        assert_eq!(c.to_string(), "io_uring (fuse enable_uring=Y, 2 queues)");
+    }
 }

@@ -52,9 +52,9 @@ pub const QUEUE_DEPTH: usize = 8;
 const IN_OUT_SZ: usize = 128;
 const OP_IN_SZ: usize = 128;
 const HEADER_LEN: usize = std::mem::size_of::<InHeader>();
-/// Room before the payload where the in-header and the per-op struct are copied, so that a
-/// request reads as the contiguous bytes a `/dev/fuse` read would give.
+/// `user_data` of the read of the queue's wake eventfd (slots use their index).
 const WAKE: u64 = u64::MAX;
+/// `user_data` of the poll of the channel's stop eventfd.
 const STOP: u64 = u64::MAX - 1;
 
 /// `struct fuse_uring_ent_in_out`.

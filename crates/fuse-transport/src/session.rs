@@ -475,10 +475,28 @@ impl<F: Filesystem> Session<F> {
         }
         // Blocked readers leave on ENODEV (unmount, abort) or, after a stop, on the wake signal,
         // which is re-sent until they are gone (one sent just before a read starts is lost).
+        let mut stopped_at = None;
+        let mut aborted = false;
         while self.threads.iter().any(|h| !h.is_finished()) {
             let stopped = self.ch.as_ref().is_some_and(|ch| ch.is_stopped());
             if let (true, Some(ch)) = (stopped, &self.ch) {
                 ch.kick();
+                // A reader the signal cannot wake (the program gave the wake signal a handler
+                // with SA_RESTART): after a second, abort the connection, which ends its read.
+                let since = *stopped_at.get_or_insert_with(std::time::Instant::now);
+                if !aborted && since.elapsed() > Duration::from_secs(1) {
+                    aborted = true;
+                    let done = self.mount.abort_connection();
+                    eprintln!(
+                        "revocable-fuse: readers of {} did not wake at stop: {}",
+                        self.mount.path().display(),
+                        if done {
+                            "connection aborted through fusectl"
+                        } else {
+                            "cannot abort (is fusectl mounted?); waiting for the unmount"
+                        }
+                    );
+                }
             }
             // Woken by each thread's exit; the timeout re-checks for a stop (and re-kicks).
             let g = self.end.reason.lock().unwrap_or_else(|p| p.into_inner());

@@ -60,8 +60,9 @@ struct ReaderSlot {
 /// The signal that wakes a reader blocked in `read(2)` on `/dev/fuse` at [`Channel::stop`]:
 /// `SIGRTMAX - 2`. [`Channel::reader`] installs a handler that does nothing (without
 /// `SA_RESTART`) if the signal still has its default disposition, and unblocks the signal in
-/// the reader's thread. A program that uses this signal for itself must give it a handler
-/// without `SA_RESTART` (or use the poll-based [`Channel::receive`]).
+/// the reader's thread. A program that uses this signal for itself should give it a handler
+/// without `SA_RESTART`: with `SA_RESTART` the reads restart, and a stopped
+/// [`crate::Session`] falls back to aborting the connection through fusectl after a second.
 pub fn wake_signal() -> libc::c_int {
     libc::SIGRTMAX() - 2
 }

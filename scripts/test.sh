@@ -23,8 +23,31 @@ step "formatting and lints (clippy denies unsafe blocks without a SAFETY comment
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 
-step "workspace tests (unit, integration, doc)"
-run cargo test --workspace
+# FUSE over io_uring: the workspace tests (devfs included) run on it where the kernel allows it
+# (root can turn the fuse module's enable_uring on), then the FUSE tests once more on /dev/fuse.
+URING_PARAM=/sys/module/fuse/parameters/enable_uring
+if [ -w "$URING_PARAM" ] && [ "$(cat "$URING_PARAM")" != Y ]; then
+    echo Y > "$URING_PARAM" 2>/dev/null || true
+fi
+IO_URING_DISABLED=$(cat /proc/sys/kernel/io_uring_disabled 2>/dev/null || echo 0)
+if [ "$IO_URING_DISABLED" != 0 ]; then
+    echo "FUSE transport: /dev/fuse only (kernel.io_uring_disabled=$IO_URING_DISABLED)"
+    FUSE_FIRST=dev
+elif [ -r "$URING_PARAM" ] && [ "$(cat "$URING_PARAM")" = Y ]; then
+    echo "FUSE transport: io_uring (fuse enable_uring=Y) for the workspace tests, then /dev/fuse"
+    FUSE_FIRST=uring
+else
+    echo "FUSE transport: /dev/fuse only (FUSE over io_uring unavailable: $URING_PARAM is $(cat "$URING_PARAM" 2>/dev/null || echo missing) and cannot be set)"
+    FUSE_FIRST=dev
+fi
+
+step "workspace tests (unit, integration, doc), FUSE over $FUSE_FIRST"
+REVOCABLE_FUSE_TRANSPORT=$FUSE_FIRST run cargo test --workspace
+
+if [ "$FUSE_FIRST" = uring ]; then
+    step "FUSE transport and devfs tests again, over /dev/fuse"
+    REVOCABLE_FUSE_TRANSPORT=dev run cargo test -p revocable-fuse -p revocable-devfs
+fi
 
 step "core without std (no_std + rundown counter)"
 run cargo test -p revocable --no-default-features --lib --tests

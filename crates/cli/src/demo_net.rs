@@ -179,6 +179,7 @@ pub fn run(readers: usize) -> Result<bool, String> {
         net: Some(NetOptions {
             netns: Some(ns.path()),
         }),
+        ..Options::default()
     };
     let r = match Devfs::mount_with(&dir, 4, &options) {
         Err(e) => Err(e.to_string()),

@@ -1,4 +1,5 @@
-//! `revocable devfs MOUNTPOINT [--threads N] [--net]`: serve the device file system until
+//! `revocable devfs MOUNTPOINT [--threads N] [--transport auto|uring|dev] [--net]`: serve the
+//! device file system until
 //! SIGINT/SIGTERM or an external unmount, then exit 0 with the mount gone (files still open are
 //! released by the server). With `--net`, also `net/IFNAME` per network interface; if the
 //! interfaces cannot be followed, one line and exit status 1.
@@ -9,17 +10,21 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use revocable_devfs::fuse::EndReason;
-use revocable_devfs::server::{Devfs, NetOptions, Options, DEFAULT_THREADS};
+use revocable_devfs::fuse::{EndReason, Transport};
+use revocable_devfs::server::{default_threads, Devfs, NetOptions, Options};
 
 /// Arguments of `revocable devfs`.
 #[derive(clap::Args)]
 pub struct Args {
     /// Directory to mount the device file system on.
     pub mountpoint: PathBuf,
-    /// Number of FUSE dispatch threads.
-    #[arg(long, default_value_t = DEFAULT_THREADS)]
+    /// Number of FUSE dispatch threads on the /dev/fuse transport (io_uring has one per CPU).
+    #[arg(long, default_value_t = default_threads())]
     pub threads: usize,
+    /// FUSE transport: `auto` (io_uring when the fuse module's enable_uring is Y, else
+    /// /dev/fuse; REVOCABLE_FUSE_TRANSPORT=uring|dev overrides), `uring` or `dev`.
+    #[arg(long, default_value = "auto")]
+    pub transport: Transport,
     /// Also serve MOUNTPOINT/net/IFNAME for every network interface of the server's network
     /// namespace, following the kernel's link notifications (rtnetlink).
     #[arg(long)]
@@ -46,6 +51,7 @@ pub fn run(args: Args) -> ExitCode {
     let set = block_stop_signals();
     let options = Options {
         net: args.net.then(NetOptions::default),
+        transport: args.transport,
     };
     let mut fs = match Devfs::mount_with(&args.mountpoint, args.threads, &options) {
         Ok(fs) => fs,
@@ -54,10 +60,10 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    eprintln!("revocable devfs: transport: {}", fs.transport());
     eprintln!(
-        "revocable devfs: serving {} ({} threads): cros_ec, revocable_test/{{provider,consumer}}, control{}; Ctrl-C to stop",
+        "revocable devfs: serving {}: cros_ec, revocable_test/{{provider,consumer}}, control{}; Ctrl-C to stop",
         fs.mountpoint().display(),
-        args.threads.max(2),
         if args.net { ", net/" } else { "" }
     );
     let stop = fs.stopper();

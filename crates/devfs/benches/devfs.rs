@@ -2,7 +2,10 @@
 //!
 //! 1. gated vs ungated reads through FUSE: the same /dev/zero-like driver served twice, once
 //!    gated on a `Resource` (the fops replacement) and once on `Permanent` (the bare path), read by
-//!    the same client loop through the kernel; rounds alternate, medians compared, target ≥ 0.95×.
+//!    the same client loop through the kernel; rounds alternate, medians compared, target ≥ 0.95×;
+//!    once per transport (io_uring where the fuse module allows it, and /dev/fuse).
+//!
+//! The comparison with fuser and libfuse is the `peers` bench.
 //! 2. unplug latency: 100 open `cros_ec` files, 20 of them with a reader blocked in read(2);
 //!    time from the start of unbind to the last reader's wake-up (ENODEV), median of runs.
 
@@ -13,60 +16,12 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use revocable_devfs::cros_ec::chardev::IOCEVENTMASK;
-use revocable_devfs::fops_node::FopsHandle;
 use revocable_devfs::fs::{DevFs, Entry, Kind};
-use revocable_devfs::fuse::Session;
-use revocable_devfs::node::{Handle, Node, NodeResult};
-use revocable_devfs::server::Devfs;
-use revocable_fops::{Errno, File, FileOperations, OpenFile, OpenFlags, Permanent, Resource};
+use revocable_devfs::fuse::{uring, Options, Session, Transport};
+use revocable_devfs::server::{default_threads, Devfs};
 
-const BLOCK: usize = 64;
-
-/// A /dev/zero-like driver whose data lives in its resource set `R`.
-struct Zero<R>(std::marker::PhantomData<R>);
-
-macro_rules! zero_ops {
-    ($r:ty) => {
-        impl FileOperations for Zero<$r> {
-            type Private = ();
-            type Resources = $r;
-            type View<'a> = &'a [u8; BLOCK];
-            fn access<'a>(&'a self, d: &'a [u8; BLOCK]) -> Result<&'a [u8; BLOCK], Errno> {
-                Ok(d)
-            }
-            fn open(&self, _: &[u8; BLOCK], _: OpenFlags) -> Result<(), Errno> {
-                Ok(())
-            }
-            fn read(
-                &self,
-                v: Option<&[u8; BLOCK]>,
-                _: &File<()>,
-                buf: &mut [u8],
-                _: &mut u64,
-            ) -> Result<usize, Errno> {
-                let d = v.ok_or(Errno::ENODEV)?;
-                let n = buf.len().min(BLOCK);
-                buf[..n].copy_from_slice(&d[..n]);
-                Ok(n)
-            }
-        }
-    };
-}
-zero_ops!(Arc<Resource<[u8; BLOCK]>>);
-zero_ops!(Permanent<[u8; BLOCK]>);
-
-type Opener = Box<dyn Fn(u32) -> Result<OpenFile, Errno> + Send + Sync>;
-struct FopsNode(Opener);
-impl Node for FopsNode {
-    fn mode(&self) -> u32 {
-        libc::S_IFREG | 0o444
-    }
-    fn open(&self, flags: u32) -> NodeResult<Arc<dyn Handle>> {
-        Ok(Arc::new(FopsHandle::new(
-            (self.0)(flags).map_err(Errno::raw)?,
-        )))
-    }
-}
+mod common;
+use common::{opener, FopsNode, BLOCK};
 
 fn open(p: &Path) -> OwnedFd {
     std::fs::File::open(p)
@@ -105,42 +60,28 @@ fn temp_dir(tag: &str) -> std::path::PathBuf {
     d
 }
 
-fn gated_vs_ungated() -> bool {
+fn gated_vs_ungated(transport: Transport) -> bool {
     let dir = temp_dir("gate");
-    let res = Resource::new([7u8; BLOCK]);
-    let perm = Permanent::new([7u8; BLOCK]);
-    let (r2, p2) = (res.clone(), perm.clone());
-    let gated: Opener = Box::new(move |f| {
-        Ok(OpenFile::open(
-            Arc::new(Zero::<Arc<Resource<[u8; BLOCK]>>>(Default::default())),
-            r2.clone(),
-            OpenFlags::from_bits(f),
-        )?
-        .erase())
-    });
-    let bare: Opener = Box::new(move |f| {
-        Ok(OpenFile::open(
-            Arc::new(Zero::<Permanent<[u8; BLOCK]>>(Default::default())),
-            p2.clone(),
-            OpenFlags::from_bits(f),
-        )?
-        .erase())
-    });
     let fs = Arc::new(DevFs::new(vec![
         Entry {
             ino: 2,
             parent: 1,
             name: "gated",
-            kind: Kind::File(Arc::new(FopsNode(gated))),
+            kind: Kind::File(Arc::new(FopsNode(opener(true)))),
         },
         Entry {
             ino: 3,
             parent: 1,
             name: "ungated",
-            kind: Kind::File(Arc::new(FopsNode(bare))),
+            kind: Kind::File(Arc::new(FopsNode(opener(false)))),
         },
     ]));
-    let mut s = Session::mount(&dir, fs, 4).expect("mount");
+    let opts = Options {
+        threads: default_threads(),
+        transport,
+    };
+    let mut s = Session::mount_with(&dir, fs, &opts).expect("mount");
+    let chosen = s.transport().to_string();
     let g = open(&dir.join("gated"));
     let u = open(&dir.join("ungated"));
     let round = Duration::from_millis(150);
@@ -169,7 +110,7 @@ fn gated_vs_ungated() -> bool {
     let (gm, um) = (median(&mut gs), median(&mut us));
     let ratio = median(&mut ratios);
     let pass = ratio >= 0.95;
-    println!("devfs reads through FUSE ({BLOCK} B, 1 client thread, 4 dispatch threads, median of {rounds} alternating rounds):");
+    println!("devfs reads through FUSE ({BLOCK} B, 1 client thread, transport {chosen}, median of {rounds} alternating rounds):");
     println!("  gated (fops replacement): {:>9.0} ops/s", gm);
     println!("  ungated (bare fops):      {:>9.0} ops/s", um);
     println!(
@@ -258,16 +199,23 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` probing
     }
-    if !Path::new("/dev/fuse").exists() {
-        if std::env::var_os("CI").is_some() {
-            eprintln!("CI is set but /dev/fuse is missing");
-            std::process::exit(1);
-        }
-        println!("SKIP: /dev/fuse is missing; the devfs benchmarks need FUSE");
+    if !common::fuse_or_skip() {
         return;
     }
-    eprintln!("devfs bench: gated vs ungated reads ...");
-    let pass = gated_vs_ungated();
+    let mut transports = vec![Transport::Dev];
+    if uring::enabled() == Some(true) {
+        transports.insert(0, Transport::Uring);
+    } else {
+        println!(
+            "io_uring transport not measured: fuse enable_uring is not Y (as root: echo Y > {})",
+            uring::ENABLE_PARAM
+        );
+    }
+    let mut pass = true;
+    for t in transports {
+        eprintln!("devfs bench: gated vs ungated reads over {t:?} ...");
+        pass &= gated_vs_ungated(t);
+    }
     eprintln!("devfs bench: unplug latency ...");
     unplug_latency();
     if !pass {

@@ -25,7 +25,7 @@ use revocable_drivers::net::netdev::NetBus;
 use crate::control::Devices;
 use crate::dynamic::Dynamic;
 use crate::fs::{DevFs, Entry, Kind, Stats};
-use crate::fuse::{EndReason, MountError, Notifier, Session, Stopper};
+use crate::fuse::{Chosen, EndReason, MountError, Notifier, Session, Stopper, Transport};
 use crate::node::Node;
 
 /// Fixed inode numbers.
@@ -118,6 +118,8 @@ pub fn build_with(devices: &Devices, net: Option<&Arc<NetBus>>) -> DevFs {
 pub struct Options {
     /// Serve `net/IFNAME` for the network interfaces of a namespace (`revocable devfs --net`).
     pub net: Option<NetOptions>,
+    /// The FUSE transport (`revocable devfs --transport`); [`Transport::Auto`] by default.
+    pub transport: Transport,
 }
 
 /// Where `net/` takes its interfaces from.
@@ -184,8 +186,17 @@ fn invalidate_removed(
     })
 }
 
-/// Default number of dispatch threads.
-pub const DEFAULT_THREADS: usize = 4;
+/// Default number of `/dev/fuse` dispatch threads on a 2-CPU machine (see [`default_threads`]).
+pub const DEFAULT_THREADS: usize = 2;
+
+/// Default number of `/dev/fuse` dispatch threads: one per CPU, at least 2. Measured on 2 CPUs
+/// (`cargo bench -p revocable-devfs --bench peers` with `PEERS_DEV_THREADS`): 2 threads served
+/// ~20 % more 64-byte reads/s with one client than 4, with a p99 latency a third as long (each
+/// idle thread is one more cold cache for the kernel's first-in-first-out wake-up to land on).
+/// The io_uring transport has one thread per CPU whatever this says.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(DEFAULT_THREADS, |n| n.get().max(2))
+}
 
 /// A mounted, serving devfs.
 ///
@@ -229,7 +240,14 @@ impl Devfs {
         let bus = options.net.as_ref().map(|_| NetBus::new());
         let fs = Arc::new(build_with(&devices, bus.as_ref()));
         let stats = fs.stats().clone();
-        let mut session = Session::mount(mountpoint, fs, threads)?;
+        let mut session = Session::mount_with(
+            mountpoint,
+            fs,
+            &crate::fuse::Options {
+                threads,
+                transport: options.transport,
+            },
+        )?;
         let net = match (bus, &options.net) {
             (Some(bus), Some(o)) => {
                 let stop = Arc::new(AtomicBool::new(false));
@@ -275,6 +293,11 @@ impl Devfs {
     /// Dynamic (`net/`) files the server keeps an inode for now: the live ones and the open ones.
     pub fn dynamic_inodes(&self) -> usize {
         self.session.fs().dynamic_inodes()
+    }
+
+    /// The FUSE transport in use, and why it was chosen.
+    pub fn transport(&self) -> &Chosen {
+        self.session.transport()
     }
 
     /// The devices (for programmatic bind/unbind/events).

@@ -20,6 +20,7 @@ fn mount(tag: &str, ns: &Netns) -> Option<Mounted> {
             net: Some(NetOptions {
                 netns: Some(ns.path()),
             }),
+            ..Options::default()
         },
     )?;
     m.wait_until("net/lo", || m.path("net/lo").exists());

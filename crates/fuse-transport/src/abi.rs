@@ -9,6 +9,8 @@
 pub const KERNEL_VERSION: u32 = 7;
 /// Minor protocol version spoken by this server (the kernel adapts down to it).
 pub const KERNEL_MINOR_VERSION: u32 = 31;
+/// Minor version announced when FUSE over io_uring is negotiated (7.42 brought it).
+pub const URING_MINOR_VERSION: u32 = 42;
 /// The node id of the root directory.
 pub const ROOT_ID: u64 = 1;
 /// Bit set in the `unique` of an INTERRUPT request (and of the reply to it).
@@ -56,6 +58,8 @@ pub const FOPEN_STREAM: u32 = 1 << 4;
 pub const GETATTR_FH: u32 = 1 << 0;
 /// INIT flag: big writes.
 pub const FUSE_BIG_WRITES: u32 = 1 << 5;
+/// INIT flag: `flags2` holds the upper 32 bits of the flags.
+pub const FUSE_INIT_EXT: u32 = 1 << 30;
 /// `fuse_poll_in::flags`: the kernel wants a NOTIFY_POLL when the file becomes ready.
 pub const POLL_SCHEDULE_NOTIFY: u32 = 1 << 0;
 /// `fuse_ioctl_in::flags`: unrestricted ioctl (CUSE only; refused here).

@@ -136,24 +136,8 @@ impl Drop for Parked {
 mod tests {
     use super::*;
     use crate::abi::{OutHeader, Pod};
-    use crate::channel::Channel;
+    use crate::testing::pipe_channel;
     use std::io::Read;
-    use std::os::fd::{FromRawFd, OwnedFd};
-
-    /// A channel whose "kernel side" is a pipe: replies can be read back.
-    fn pipe_channel() -> (Arc<Channel>, std::fs::File) {
-        let mut fds = [0; 2];
-        // SAFETY: fds has room for two descriptors.
-        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-        // SAFETY: both fds are fresh and owned by us.
-        let (r, w) = unsafe {
-            (
-                std::fs::File::from_raw_fd(fds[0]),
-                OwnedFd::from_raw_fd(fds[1]),
-            )
-        };
-        (Arc::new(Channel::new(w).unwrap()), r)
-    }
 
     fn next_reply(r: &mut std::fs::File) -> OutHeader {
         let mut b = [0u8; 16];

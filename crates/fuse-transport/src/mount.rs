@@ -31,6 +31,9 @@ pub struct Mount {
     path: PathBuf,
     method: MountMethod,
     unmounted: AtomicBool,
+    /// The connection's number in fusectl (`/sys/fs/fuse/connections/N`): the minor of the
+    /// mount's device, read right after mounting (`None` if it could not be read).
+    conn: Option<u32>,
 }
 
 /// Why mounting failed, with a one-line explanation for the user.
@@ -102,11 +105,23 @@ impl Mount {
     }
 
     fn made(path: PathBuf, method: MountMethod) -> Mount {
+        // Not stat(2) of the mount point: that would wait for INIT, which comes later.
+        let conn = connection_of(&path);
         Mount {
             path,
             method,
             unmounted: AtomicBool::new(false),
+            conn,
         }
+    }
+
+    /// Aborts the connection through fusectl (`/sys/fs/fuse/connections/N/abort`, where the
+    /// fusectl file system is mounted): every request waiting on the server fails with
+    /// `ECONNABORTED`, and every reader of `/dev/fuse` returns `ENODEV`. The last resort of a
+    /// stop whose readers cannot be woken otherwise. True if the abort was written.
+    pub fn abort_connection(&self) -> bool {
+        let Some(n) = self.conn else { return false };
+        std::fs::write(format!("/sys/fs/fuse/connections/{n}/abort"), b"1").is_ok()
     }
 
     fn mount_direct(path: &Path, fsname: &str) -> Result<OwnedFd, MountError> {
@@ -240,6 +255,39 @@ impl Drop for Mount {
     }
 }
 
+/// The fusectl number of the FUSE mount at `path` (the minor of its device; the kernel names a
+/// connection by it), from the last line of `/proc/self/mountinfo` mounted there.
+fn connection_of(path: &Path) -> Option<u32> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    parse_connection(&info, path)
+}
+
+fn parse_connection(mountinfo: &str, path: &Path) -> Option<u32> {
+    // mountinfo escapes space, tab, newline and backslash in paths as octal.
+    let mut want = String::new();
+    for c in path.to_str()?.chars() {
+        match c {
+            ' ' | '\t' | '\n' | '\\' => want.push_str(&format!("\\{:03o}", c as u32)),
+            c => want.push(c),
+        }
+    }
+    mountinfo
+        .lines()
+        .rev()
+        .find(|l| {
+            l.split_whitespace().nth(4) == Some(want.as_str())
+                && l.split(" - ")
+                    .nth(1)
+                    .is_some_and(|rest| rest.starts_with("fuse"))
+        })?
+        .split_whitespace()
+        .nth(2)?
+        .split_once(':')?
+        .1
+        .parse()
+        .ok()
+}
+
 /// Receives one fd sent with `SCM_RIGHTS` over `sock`.
 fn recv_fd(sock: &OwnedFd) -> io::Result<OwnedFd> {
     let mut byte = [0u8; 1];
@@ -285,6 +333,20 @@ fn recv_fd(sock: &OwnedFd) -> io::Result<OwnedFd> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connection_number_from_mountinfo() {
+        let info = "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n\
+            40 22 0:45 / /tmp/my\\040dir rw,nosuid - fuse.revocable revocable rw\n\
+            41 22 0:50 / /tmp/other rw - fuse.revocable revocable rw\n\
+            42 40 0:47 / /tmp/my\\040dir rw - fuse.revocable revocable rw\n\
+            43 22 0:51 / /tmp/plain rw - tmpfs tmpfs rw\n";
+        // The last mount on the path wins (mounted on top).
+        assert_eq!(parse_connection(info, Path::new("/tmp/my dir")), Some(47));
+        assert_eq!(parse_connection(info, Path::new("/tmp/other")), Some(50));
+        assert_eq!(parse_connection(info, Path::new("/tmp/plain")), None);
+        assert_eq!(parse_connection(info, Path::new("/tmp/none")), None);
+    }
 
     #[test]
     fn bad_mount_points_give_one_line_errors() {

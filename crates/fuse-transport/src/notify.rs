@@ -84,22 +84,11 @@ impl Notifier {
 mod tests {
     use super::*;
     use std::io::Read;
-    use std::os::fd::{FromRawFd, OwnedFd};
     use std::sync::Arc;
 
     #[test]
     fn poll_wakeup_layout_and_dead_channel() {
-        let mut fds = [0; 2];
-        // SAFETY: fds has room for two descriptors.
-        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-        // SAFETY: both fds are fresh and owned by us.
-        let (mut r, w) = unsafe {
-            (
-                std::fs::File::from_raw_fd(fds[0]),
-                OwnedFd::from_raw_fd(fds[1]),
-            )
-        };
-        let ch = Arc::new(Channel::new(w).unwrap());
+        let (ch, mut r) = crate::testing::pipe_channel();
         let n = Notifier::new(Arc::downgrade(&ch));
         n.poll_wakeup(0xabc).unwrap();
         let mut b = [0u8; 24];

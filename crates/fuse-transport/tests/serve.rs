@@ -3,7 +3,7 @@
 //! mounted for real and read through the kernel. Skips without `/dev/fuse`; fails under `CI`.
 //! Also: raw bytes never panic the decoder.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proptest::prelude::*;
@@ -12,12 +12,18 @@ use revocable_fuse::abi::{
 };
 use revocable_fuse::request::Request;
 use revocable_fuse::testing::{fuse_available, temp_dir};
-use revocable_fuse::{Ctx, Filesystem, Op, Reply, Session};
+use revocable_fuse::{Ctx, Filesystem, Op, Options, Parked, Reply, Session, Transport};
 
 const HELLO: u64 = 2;
 const LATER: u64 = 3;
+/// A file whose reads are parked until the session ends.
+const NEVER: u64 = 4;
 
-struct Tiny;
+#[derive(Default)]
+struct Tiny {
+    /// The parked reads of `never`.
+    held: Mutex<Vec<Arc<Parked>>>,
+}
 
 fn attr(ino: u64) -> Attr {
     let (mode, nlink, size) = match ino {
@@ -41,6 +47,7 @@ impl Filesystem for Tiny {
                 let ino = match name {
                     b"hello" => HELLO,
                     b"later" => LATER,
+                    b"never" => NEVER,
                     _ => return reply.error(libc::ENOENT),
                 };
                 reply.ok_pod(&EntryOut {
@@ -49,7 +56,7 @@ impl Filesystem for Tiny {
                     ..Default::default()
                 })
             }
-            Op::Getattr { ino, .. } if ino <= LATER => reply.ok_pod(&AttrOut {
+            Op::Getattr { ino, .. } if ino <= NEVER => reply.ok_pod(&AttrOut {
                 attr: attr(ino),
                 ..Default::default()
             }),
@@ -60,7 +67,10 @@ impl Filesystem for Tiny {
             }),
             Op::Read { fh, offset, .. } => {
                 let data: &[u8] = if offset == 0 { b"hi\n" } else { b"" };
-                if fh == LATER {
+                if fh == NEVER {
+                    let parked = ctx.park(reply);
+                    self.held.lock().unwrap().push(parked);
+                } else if fh == LATER {
                     // Park the reply; another thread answers it a moment later.
                     let parked = ctx.park(reply);
                     std::thread::spawn(move || {
@@ -105,8 +115,64 @@ fn serves_another_file_system() {
     if !fuse_available() {
         return;
     }
+    let s = serve_and_check(Session::mount);
+    eprintln!("transport: {s}");
+}
+
+/// Both transports in one run, named explicitly (the io_uring one where the kernel allows it).
+#[test]
+fn serves_over_each_transport() {
+    if !fuse_available() {
+        return;
+    }
+    let dev = serve_and_check(|d, fs, t| {
+        Session::mount_with(
+            d,
+            fs,
+            &Options {
+                threads: t,
+                transport: Transport::Dev,
+            },
+        )
+    });
+    assert!(!dev.uring, "{dev}");
+    assert_eq!(dev.threads, 2);
+    let uring = |d: &std::path::Path, fs, t| {
+        Session::mount_with(
+            d,
+            fs,
+            &Options {
+                threads: t,
+                transport: Transport::Uring,
+            },
+        )
+    };
+    if revocable_fuse::uring::enabled() == Some(true) {
+        let u = serve_and_check(uring);
+        assert!(u.uring, "{u}");
+        assert_eq!(u.threads, revocable_fuse::uring::possible_cpus());
+        assert!(u.to_string().starts_with("io_uring ("), "{u}");
+    } else {
+        eprintln!("SKIP io_uring half: enable_uring is not Y");
+        let dir = temp_dir("fuse-serve-no-uring");
+        let e = uring(&dir, Arc::new(Tiny::default()), 2).unwrap_err();
+        let _ = std::fs::remove_dir(&dir);
+        assert!(e.0.contains("enable_uring"), "{e}");
+    }
+}
+
+/// Mounts [`Tiny`] with `mount`, reads it through the kernel (a reply answered at once and a
+/// parked one answered from another thread), stops; returns the transport it used.
+fn serve_and_check(
+    mount: impl Fn(
+        &std::path::Path,
+        Arc<Tiny>,
+        usize,
+    ) -> Result<Session<Tiny>, revocable_fuse::MountError>,
+) -> revocable_fuse::Chosen {
     let dir = temp_dir("fuse-serve");
-    let mut s = Session::mount(&dir, Arc::new(Tiny), 2).expect("mount");
+    let mut s = mount(&dir, Arc::new(Tiny::default()), 2).expect("mount");
+    let chosen = s.transport().clone();
     let mut names: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -126,6 +192,7 @@ fn serves_another_file_system() {
         "a parked reply answered from another thread"
     );
     assert_eq!(missing.and_then(|e| e.raw_os_error()), Some(libc::ENOENT));
+    chosen
 }
 
 proptest! {
@@ -138,5 +205,54 @@ proptest! {
             prop_assert!(bytes.len() >= std::mem::size_of::<InHeader>());
             let _ = format!("{:?}", r.op);
         }
+    }
+}
+
+/// More parked reads at once than an io_uring queue has entries at the start (it grows), each
+/// answered from another thread; then reads parked until the end, which the session's end must
+/// answer (ENODEV) on either transport.
+#[test]
+fn many_parked_reads_and_the_end_over_each_transport() {
+    if !fuse_available() {
+        return;
+    }
+    let mut transports = vec![Transport::Dev];
+    if revocable_fuse::uring::enabled() == Some(true) {
+        transports.push(Transport::Uring);
+    }
+    for transport in transports {
+        let dir = temp_dir("fuse-parked");
+        let fs = Arc::new(Tiny::default());
+        let opts = Options {
+            threads: 2,
+            transport,
+        };
+        let mut s = Session::mount_with(&dir, fs.clone(), &opts).expect("mount");
+        let n = 3 * revocable_fuse::uring::QUEUE_DEPTH;
+        let read = |name: &str| {
+            let p = dir.join(name);
+            std::thread::spawn(move || std::fs::read(p))
+        };
+        let later: Vec<_> = (0..n).map(|_| read("later")).collect();
+        let never: Vec<_> = (0..n).map(|_| read("never")).collect();
+        let t = std::time::Instant::now();
+        while fs.held.lock().unwrap().len() < n {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "{transport:?}: reads not parked"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        for h in later {
+            assert_eq!(h.join().unwrap().unwrap(), b"hi\n", "{transport:?}");
+        }
+        assert_eq!(s.transport().uring, transport == Transport::Uring);
+        s.stopper().stop();
+        s.join();
+        for h in never {
+            let e = h.join().unwrap().unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::ENODEV), "{transport:?}: {e}");
+        }
+        let _ = std::fs::remove_dir(&dir);
     }
 }

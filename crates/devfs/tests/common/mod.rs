@@ -34,6 +34,12 @@ impl Mounted {
         let dir = temp_dir(tag);
         let fs = Devfs::mount_with(&dir, 4, options)
             .unwrap_or_else(|e| panic!("mount {}: {e}", dir.display()));
+        // The suite runs once per transport (scripts/test.sh): make sure it is the one asked for.
+        match std::env::var("REVOCABLE_FUSE_TRANSPORT").as_deref() {
+            Ok("uring") => assert!(fs.transport().uring, "{}", fs.transport()),
+            Ok("dev") => assert!(!fs.transport().uring, "{}", fs.transport()),
+            _ => {}
+        }
         Some(Mounted { fs, dir })
     }
 

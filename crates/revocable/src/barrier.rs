@@ -111,7 +111,7 @@ mod shared {
 
     static STARTED: AtomicU64 = AtomicU64::new(0);
     static DONE: AtomicU64 = AtomicU64::new(0);
-    static LEADER: AtomicBool = AtomicBool::new(false);
+    pub(super) static LEADER: AtomicBool = AtomicBool::new(false);
 
     pub(super) fn heavy() {
         // SeqCst: after the caller's state change in the total order (see `super::heavy`).
@@ -154,6 +154,13 @@ mod shared {
             }
         }
     }
+}
+
+/// In the child of a `fork`: a leader that was issuing a barrier in the parent does not exist
+/// here; without this every revoke would spin `SHARE_SPIN` rounds first.
+#[cfg(all(unix, not(any(loom, miri))))]
+pub(crate) fn after_fork_child() {
+    shared::LEADER.store(false, core::sync::atomic::Ordering::Relaxed);
 }
 
 #[cfg(any(loom, miri))]

@@ -167,6 +167,9 @@ impl<'a> RevokeBatch<'a> {
             // Pairs with the fence in `leave_slow`, as in the single revoke.
             fence(Ordering::SeqCst);
             let tags: Vec<u64> = winners.iter().map(|&i| m[i].tag()).collect();
+            // A member's `T::drop` that revokes a sibling this batch will drop next is a
+            // self-wait (see `self_wait`).
+            let _won = self_wait::batch_won(&tags);
             let set = TagSet::new(&tags);
             let mut counts = vec![0u32; winners.len()];
             // Positions in `winners` whose value is not dropped yet.

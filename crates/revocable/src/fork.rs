@@ -7,9 +7,20 @@
 //!   otherwise inherit them locked forever);
 //! * *parent* (after): releases them;
 //! * *child* (after): zeroes every slot of every thread line except its own and marks those
-//!   lines orphaned (their threads do not exist in the child, so the sweep reclaims them), then
-//!   releases the locks. It only loads and stores atomics and unlocks: async-signal-safe, as a
-//!   handler running in the child of a multi-threaded process must be.
+//!   lines orphaned (their threads do not exist in the child, so the sweep reclaims them),
+//!   clears the shared barrier's leader flag, then releases the locks. It only loads and stores
+//!   atomics and unlocks: async-signal-safe, as a handler running in the child of a
+//!   multi-threaded process must be.
+//!
+//! What other threads were doing at the fork is lost with them: a line lock one of them held
+//! stays taken in the child (the exit handling and the sweep only `try_lock`, so such a line is
+//! kept, not reclaimed); revocations they had won but not finished never finish; a process-wide
+//! one-time initialisation they were inside (the barrier's probe, the pthread key) never
+//! completes, and the child's first access waits for it; a revocation handed over to a holder
+//! that was another thread is finished by whoever waits for it in the child (a waiting revoke
+//! rescans); [`pending_drops`](crate::pending_drops) keeps the parent's count. A `fork` from a
+//! signal handler that interrupted this crate while it held the depot's or the waker table's
+//! lock deadlocks in *prepare*.
 //!
 //! Not dropped in the child: Send guards ([`SendGuard`](crate::SendGuard),
 //! [`OwnedGuard`](crate::OwnedGuard)), since they belong to no thread and one may be on the
@@ -42,6 +53,7 @@ mod imp {
 
     extern "C" fn child() {
         crate::registry::forget_other_threads();
+        crate::barrier::after_fork_child();
         let _ = HELD.try_with(|h| *h.borrow_mut() = (None, None));
     }
 

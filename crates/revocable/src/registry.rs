@@ -18,10 +18,11 @@
 //! a second bitmask marks those lines, so a scan follows overflow pointers only where one exists.
 //!
 //! A line is claimed by setting its bit in `used` and handed back (bit cleared) by its thread at
-//! exit, for the next new thread — unless one of its slots is still in use: only a leaked guard
-//! (`mem::forget`, `Box::leak`) can do that, since guards are `!Send`; the line is then
-//! *abandoned*: still claimed, with its announcements intact, since the leaked guard may have lent `&T` to another
-//! thread.
+//! exit (a pthread-key destructor, after every Rust thread-local), for the next new thread —
+//! unless one of its slots is still in use (a leaked guard, or an access held by a later C
+//! destructor): the line is then *orphaned*, still claimed with its announcements intact (a
+//! leaked guard may have lent `&T` to another thread), and reclaimed by [`sweep_orphans`] once
+//! its thread is gone and its slots are zero.
 //!
 //! # Invariants
 //! * Only the owning thread writes a line's slots (and its overflow chunks); scanners only load.
@@ -212,12 +213,15 @@ std::thread_local! {
     /// Set once this thread's line was handed back at exit: a line claimed after that (an
     /// access from a later destructor) is orphaned from birth, see [`sweep_orphans`].
     static EXITED: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+    /// Bumped each time this thread claims a line (see [`DEEP`]).
+    static GENERATION: core::cell::Cell<u64> = const { core::cell::Cell::new(0) };
 }
 #[cfg(loom)]
 loom::thread_local! {
     static LOCAL: core::cell::Cell<*const Line> = core::cell::Cell::new(sentinel());
     static CLAIM: core::cell::Cell<Option<Claim>> = core::cell::Cell::new(None);
     static EXITED: core::cell::Cell<bool> = core::cell::Cell::new(false);
+    static GENERATION: core::cell::Cell<u64> = core::cell::Cell::new(0);
     /// loom has no pthread keys: a thread-local destructor stands in for [`on_thread_exit`].
     static EXIT: Exit = Exit;
 }
@@ -313,8 +317,13 @@ pub(crate) struct Token {
     pub(crate) deep: u64,
 }
 
-/// [`Token::deep`] of an overflow slot: a bit above the resource's state byte.
+/// [`Token::deep`] of an overflow slot: a bit above the resource's state byte; above it, the
+/// thread's claim generation ([`GENERATION`]) when the slot was taken, so that a retract after
+/// the thread moved to another line (its exit handling ran, then a later destructor registered
+/// again) does not touch the new line's bookkeeping.
 pub(crate) const DEEP: u64 = 1 << 8;
+/// Shift of the claim generation in [`Token::deep`].
+pub(crate) const DEEP_GEN_SHIFT: u32 = 9;
 
 impl Block {
     fn new() -> Self {
@@ -420,6 +429,7 @@ fn register() -> Claim {
     *claim.cold().owner.lock().unwrap_or_else(|e| e.into_inner()) = current_owner();
     LOCAL.with(|c| c.set(claim.line()));
     let _ = CLAIM.try_with(|c| c.set(Some(claim)));
+    let _ = GENERATION.try_with(|g| g.set(g.get().wrapping_add(1)));
     if !arm_exit() || EXITED.try_with(core::cell::Cell::get).unwrap_or(true) {
         // An access after this thread's exit handling ran: the line may never be handed back by
         // it, so the sweep reclaims it once the thread is gone.
@@ -525,10 +535,8 @@ pub(crate) fn sweep_orphans() {
         let orphans = block.orphaned.load(Ordering::Relaxed);
         for index in bits(orphans) {
             let c = Claim { block, index };
-            let mut owner = match c.cold().owner.try_lock() {
-                Ok(o) => o,
-                Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
-                Err(std::sync::TryLockError::WouldBlock) => continue, // another sweep has it
+            let Some(mut owner) = try_lock(&c.cold().owner) else {
+                continue; // another sweep has it (or, in a fork's child, a thread that is gone)
             };
             if block.orphaned.load(Ordering::Relaxed) & c.bit() == 0
                 || thread_alive(owner.os_tid) != Some(false)
@@ -541,15 +549,30 @@ pub(crate) fn sweep_orphans() {
             if busy {
                 continue; // a leaked guard: keep its announcement
             }
+            // try_lock: in the child of a fork, a lock its holder took in the parent stays taken;
+            // such a line is never reclaimed (it stays orphaned), rather than deadlocking here.
+            let Some(mut deep) = try_lock(&c.cold().deep) else {
+                continue;
+            };
+            deep.live = 0;
+            drop(deep);
             *owner = Owner::default();
             block.orphaned.fetch_and(!c.bit(), Ordering::Relaxed);
-            block.overflowed.fetch_and(!c.bit(), Ordering::Relaxed);
-            c.cold().deep.lock().unwrap_or_else(|e| e.into_inner()).live = 0;
+            block.overflowed.fetch_and(!c.bit(), Ordering::Release);
             drop(owner);
             // Release: all zero before the next owner's Acquire claim.
             block.used.fetch_and(!c.bit(), Ordering::Release);
         }
     });
+}
+
+/// `try_lock`, seeing through poisoning.
+fn try_lock<T>(m: &Mutex<T>) -> Option<std::sync::MutexGuard<'_, T>> {
+    match m.try_lock() {
+        Ok(g) => Some(g),
+        Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    }
 }
 
 fn os_tid() -> Option<i64> {
@@ -567,15 +590,22 @@ fn release(c: Claim) {
     let _ = LOCAL.try_with(|l| l.set(sentinel()));
     let mut busy = false;
     c.for_each_slot(|s, _| busy |= s.load(Ordering::Relaxed) != 0);
-    let mut owner = c.cold().owner.lock().unwrap_or_else(|e| e.into_inner());
+    // try_lock: only a report (or, in a fork's child, a thread that no longer exists) can hold
+    // these; rather than wait for it, leave the line orphaned (the sweep retries).
+    let (Some(mut owner), Some(mut deep)) = (try_lock(&c.cold().owner), try_lock(&c.cold().deep))
+    else {
+        c.block.orphaned.fetch_or(c.bit(), Ordering::Relaxed);
+        return;
+    };
     if busy {
         owner.exited = true;
         c.block.orphaned.fetch_or(c.bit(), Ordering::Relaxed);
     } else {
         *owner = Owner::default();
+        deep.live = 0;
+        drop(deep);
         c.block.orphaned.fetch_and(!c.bit(), Ordering::Relaxed);
-        c.block.overflowed.fetch_and(!c.bit(), Ordering::Relaxed);
-        c.cold().deep.lock().unwrap_or_else(|e| e.into_inner()).live = 0;
+        c.block.overflowed.fetch_and(!c.bit(), Ordering::Release);
         drop(owner);
         // Release: our last writes (all slots zero) happen before the next owner's Acquire claim.
         c.block.used.fetch_and(!c.bit(), Ordering::Release);
@@ -678,7 +708,8 @@ fn announce_deep(line: &'static Line, id: u64) -> Token {
     }
     track(_meta);
     let mut t = publish(slot, id);
-    t.deep = DEEP;
+    let generation = GENERATION.try_with(core::cell::Cell::get).unwrap_or(0);
+    t.deep = DEEP | (generation << DEEP_GEN_SHIFT);
     t
 }
 
@@ -686,17 +717,24 @@ fn announce_deep(line: &'static Line, id: u64) -> Token {
 /// any more, so scans may skip the chunks again.
 #[cold]
 #[inline(never)]
-pub(crate) fn deep_retracted() {
-    // After the thread's exit handling the line is gone from CLAIM (orphaned, or released once
-    // every slot was zero): nothing to tell.
+pub(crate) fn deep_retracted(generation: u64) {
+    // After the thread's exit handling the slot's line is gone from CLAIM (orphaned, or released
+    // once every slot was zero), possibly replaced by a newer line: nothing to tell either (the
+    // orphaned line keeps its flag until the sweep reclaims it).
     let Some(c) = local_claim() else {
         return;
     };
+    if GENERATION.try_with(core::cell::Cell::get).ok() != Some(generation) {
+        return;
+    }
     let mut d = c.cold().deep.lock().unwrap_or_else(|e| e.into_inner());
+    debug_assert!(d.live > 0, "a deep retract without its announcement");
     d.live = d.live.saturating_sub(1);
     if d.live == 0 {
         // Only the owner writes its overflow slots, and all are zero now: nothing to miss.
-        c.block.overflowed.fetch_and(!c.bit(), Ordering::Relaxed);
+        // Release: a scan that reads the cleared bit skips our slots, so the bit must carry our
+        // retracts' ordering (their Release stores) to its Acquire fence instead.
+        c.block.overflowed.fetch_and(!c.bit(), Ordering::Release);
     }
 }
 
@@ -1026,7 +1064,7 @@ pub(crate) fn forget_other_threads() {
                 continue;
             }
             c.for_each_slot(|s, _| s.store(0, Ordering::Relaxed));
-            block.overflowed.fetch_and(!c.bit(), Ordering::Relaxed);
+            block.overflowed.fetch_and(!c.bit(), Ordering::Release);
             block.orphaned.fetch_or(c.bit(), Ordering::Relaxed);
         }
     });

@@ -131,11 +131,13 @@ pub(crate) const ASYNC: u64 = 128;
 /// # Signal handlers
 /// `try_access` and guard drop are async-signal-safe for a thread that already has its record
 /// (it has taken an access before) while the thread's accesses, the handler's included, fit in
-/// its 8 inline slots: a handler runs strictly inside the code it interrupts, so taking the
-/// lowest free slot gives it one the interrupted code is not using, whatever instruction it
-/// interrupted. Not async-signal-safe: the first access of a thread (it registers: allocates,
-/// takes locks), nesting deeper than 8 (a per-thread lock), Send guards (a per-thread cache), and
-/// every revoke.
+/// its 8 inline slots, and while the resource is live or revoked synchronously: a handler runs
+/// strictly inside the code it interrupts, so taking the lowest free slot gives it one the
+/// interrupted code is not using, whatever instruction it interrupted. Not async-signal-safe:
+/// the first access of a thread (it registers: allocates, takes locks), nesting deeper than 8 (a
+/// per-thread lock), Send guards (a per-thread cache), every revoke, and leaving an access to a
+/// resource under `revoke_async` or handed to its last holder (a deferred or expired revoke: the
+/// leaving holder may take the waker table's lock or run `T::drop`).
 ///
 /// # `fork`
 /// In the child only the forking thread exists: the announcements of every other thread are
@@ -561,7 +563,7 @@ impl<T> Revocable<T> {
     #[inline(never)]
     fn leave_cold(&self, s: u64) {
         if s & registry::DEEP != 0 {
-            registry::deep_retracted();
+            registry::deep_retracted(s >> registry::DEEP_GEN_SHIFT);
         }
         if s & STATE != 0 {
             self.leave_slow(s & STATE);
@@ -602,8 +604,9 @@ impl<T> Revocable<T> {
             }
         }
         let _done = Done(&self.word, &self.seq);
-        // Dropped after `_done` (reverse order): a revoke of this resource from inside `T::drop`
-        // is a self-wait that `self_wait::check` reports instead of sleeping forever.
+        // Dropped before `_done` (locals drop in reverse order), so DROPPED is set once the mark
+        // is gone: a revoke of this resource from inside `T::drop` is a self-wait that
+        // `self_wait::check` reports instead of sleeping forever.
         let _mark = self_wait::dropping(self.tag());
         // SAFETY: we set CLAIMED first, so we are the only dropper; REVOKED forbids new accesses
         // and the scan found no access in progress, so nothing else can observe the value.
@@ -625,6 +628,17 @@ impl<T> Revocable<T> {
             let prev = self.word.fetch_or(DROP_WAITERS, Ordering::AcqRel);
             if prev & DROPPED != 0 {
                 return Ok(());
+            }
+            // A handed-over revocation (deferred, timed out, a dropped future) is finished by
+            // its last holder; if that holder no longer exists (the child of a fork, whose other
+            // threads are gone), nobody would: whoever waits looks once itself, as a leaving
+            // holder does (same fence, same Acquire-ordered scan after SCANNED).
+            if prev & (SCANNED | WAITING | CLAIMED) == SCANNED {
+                fence(Ordering::SeqCst);
+                if registry::count(prev & !STATE) == 0 {
+                    self.finish();
+                    continue;
+                }
             }
             let left = remaining(start, timeout);
             if left == Some(Duration::ZERO) {

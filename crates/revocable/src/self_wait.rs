@@ -6,7 +6,8 @@
 //! * the thread holds an access to the resource (a thread-bound guard announced in its own line,
 //!   live or leaked): the kernel's `synchronize_srcu()` inside a read section;
 //! * the thread is running the value's own `T::drop` (a drop that revokes its own resource,
-//!   reached through any revoke): the value cannot be dropped before that drop returns.
+//!   reached through any revoke), or the `T::drop` of a member of a batch that won the resource
+//!   too and drops it only after that drop returns: the value cannot be dropped before then.
 //!
 //! What cannot be known: a Send guard held on this thread's stack (it belongs to no thread), or a
 //! guard held by another task of the same thread (see `revoke_async`).
@@ -40,6 +41,47 @@ loom::thread_local! {
         len: Cell::new(0),
         tags: core::array::from_fn(|_| Cell::new(0)),
     };
+}
+
+#[cfg(not(loom))]
+std::thread_local! {
+    /// Tags a batch on this thread has won and will drop itself, one after another.
+    static BATCH_WON: core::cell::RefCell<Vec<u64>> = const { core::cell::RefCell::new(Vec::new()) };
+}
+#[cfg(loom)]
+loom::thread_local! {
+    static BATCH_WON: core::cell::RefCell<Vec<u64>> = core::cell::RefCell::new(Vec::new());
+}
+
+/// Records, until dropped, that this thread's batch won `tags` and drops their values itself:
+/// one member's `T::drop` that waits for another member's drop would wait for itself.
+#[must_use]
+pub(crate) struct BatchMark(usize);
+
+pub(crate) fn batch_won(tags: &[u64]) -> BatchMark {
+    let start = BATCH_WON
+        .try_with(|b| {
+            let mut b = b.borrow_mut();
+            let n = b.len();
+            b.extend_from_slice(tags);
+            n
+        })
+        .unwrap_or(usize::MAX);
+    BatchMark(start)
+}
+
+impl Drop for BatchMark {
+    fn drop(&mut self) {
+        if self.0 != usize::MAX {
+            let _ = BATCH_WON.try_with(|b| b.borrow_mut().truncate(self.0));
+        }
+    }
+}
+
+fn won_by_batch_here(tag: u64) -> bool {
+    BATCH_WON
+        .try_with(|b| b.try_borrow().is_ok_and(|b| b.contains(&tag)))
+        .unwrap_or(false)
 }
 
 /// Marks `tag` as being dropped by this thread until the mark is dropped.
@@ -82,7 +124,7 @@ pub(crate) enum SelfWait {
 
 /// The self-wait for `tag` this thread is in, if any (see the module docs).
 pub(crate) fn check(tag: u64) -> Option<SelfWait> {
-    if in_drop(tag) {
+    if in_drop(tag) || (in_any_drop() && won_by_batch_here(tag)) {
         return Some(SelfWait::InDrop);
     }
     registry::held_here(tag).then_some(SelfWait::Holding)
@@ -112,8 +154,9 @@ pub(crate) fn fail(why: SelfWait) -> ! {
         ),
         SelfWait::InDrop => panic!(
             "revocable: a revoke that waits (revoke, revoke_timeout, RevokeBatch, revoke_async) was \
-             called from inside the value's own Drop: the value cannot be dropped before that Drop \
-             returns; use revoke_deferred() there (it returns false: the value is being dropped)"
+             called from inside the value's own Drop (or the Drop of a member of a batch that also \
+             revokes this resource): the value cannot be dropped before that Drop returns; use \
+             revoke_deferred() there"
         ),
     }
 }

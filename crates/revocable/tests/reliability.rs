@@ -418,3 +418,215 @@ fn fork_child_revoke_ignores_the_parents_other_threads() {
     holder.join().unwrap();
     assert!(r.revoke());
 }
+
+#[cfg(not(miri))]
+static DEEP_A: std::sync::OnceLock<Revocable<common::Poison>> = std::sync::OnceLock::new();
+#[cfg(not(miri))]
+static DEEP_B: std::sync::OnceLock<Revocable<common::Poison>> = std::sync::OnceLock::new();
+/// 1: the destructor holds B's deep guard alone; 2: main finished its revoke attempt.
+#[cfg(not(miri))]
+static STEP: AtomicUsize = AtomicUsize::new(0);
+#[cfg(not(miri))]
+static REVOKE_RESULT: AtomicUsize = AtomicUsize::new(0);
+
+#[cfg(not(miri))]
+type Held = Vec<revocable::RevocableGuard<'static, common::Poison>>;
+
+/// A later pthread key's destructor: it owns 9 nested guards of A (8 inline + 1 overflow in the
+/// thread's first line, which our exit handler orphaned because it was busy).
+#[cfg(not(miri))]
+unsafe extern "C" fn later_cleanup(p: *mut libc::c_void) {
+    // SAFETY: set below from Box::into_raw.
+    let a_guards: Box<Held> = unsafe { Box::from_raw(p.cast()) };
+    let b = DEEP_B.get().unwrap();
+    // A new line (the thread registers again): 9 nested accesses of B, the 9th in overflow.
+    let mut bs: Held = (0..9).map(|_| b.try_access().unwrap()).collect();
+    let b9 = bs.pop().unwrap();
+    drop(bs); // B's inline accesses end; only the overflow one remains
+    drop(a_guards); // A's overflow guard retracts: deep_retracted() decrements the NEW line's `live`
+    STEP.store(1, Ordering::SeqCst);
+    while STEP.load(Ordering::SeqCst) != 2 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let dropped_while_held = REVOKE_RESULT.load(Ordering::SeqCst) == 1;
+    assert!(
+        !dropped_while_held,
+        "revoke(B) returned while B's overflow guard is held"
+    );
+    b9.check(); // use after drop if the bug hit
+    drop(b9);
+}
+
+/// Found by review: a deep guard of a line the thread left (its exit handling orphaned it) must
+/// not touch the bookkeeping of the line it registered next.
+#[test]
+#[cfg(not(miri))]
+fn deep_guard_from_an_orphaned_line_leaves_the_new_lines_flag_alone() {
+    let drops = common::counter();
+    DEEP_A.get_or_init(|| Revocable::new(common::Poison::new(&drops)));
+    DEEP_B.get_or_init(|| Revocable::new(common::Poison::new(&drops)));
+    // Our pthread key exists (created at the first registration) before the later key.
+    drop(DEEP_A.get().unwrap().try_access());
+    let mut key: libc::pthread_key_t = 0;
+    // SAFETY: valid out-pointer, C-ABI destructor.
+    let created = unsafe { libc::pthread_key_create(&mut key, Some(later_cleanup)) };
+    assert_eq!(created, 0);
+    let t = std::thread::spawn(move || {
+        let a = DEEP_A.get().unwrap();
+        let held: Held = (0..9).map(|_| a.try_access().unwrap()).collect();
+        let p = Box::into_raw(Box::new(held)).cast();
+        // SAFETY: the key exists; the box is reclaimed by its destructor.
+        unsafe { libc::pthread_setspecific(key, p) };
+    });
+    while STEP.load(Ordering::SeqCst) != 1 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let r = DEEP_B
+        .get()
+        .unwrap()
+        .revoke_timeout(Duration::from_millis(300));
+    REVOKE_RESULT.store(if r.is_ok() { 1 } else { 2 }, Ordering::SeqCst);
+    STEP.store(2, Ordering::SeqCst);
+    t.join().unwrap();
+    assert!(
+        r.is_err(),
+        "revoke(B) completed (value dropped) while the thread still held B in an overflow slot"
+    );
+}
+
+/// The forking thread revoked (deferred) a value another thread holds; in the child that holder
+/// does not exist, but nobody ever finishes the drop: a revoke there waits for nothing.
+/// Found by review.
+#[test]
+#[cfg(not(miri))]
+fn fork_child_finishes_a_deferred_revoke_whose_holder_was_another_thread() {
+    let drops = common::counter();
+    let r = Arc::new(Revocable::new(common::Poison::new(&drops)));
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = {
+        let r = r.clone();
+        std::thread::spawn(move || {
+            let g = r.try_access().unwrap();
+            held_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+            g.check();
+        })
+    };
+    held_rx.recv().unwrap();
+    assert!(r.revoke_deferred());
+    // SAFETY: the child only revokes and exits with _exit.
+    match unsafe { libc::fork() } {
+        0 => {
+            let t = std::time::Instant::now();
+            let res = r.revoke_timeout(Duration::from_millis(500));
+            let holders = match &res {
+                Err(e) => e.remaining(),
+                Ok(_) => 0,
+            };
+            let barrier = revocable::drop_barrier(Some(Duration::from_millis(200)));
+            let _ = (holders, t);
+            // SAFETY: ends the child at once.
+            unsafe { libc::_exit(if res.is_ok() && barrier { 0 } else { 1 }) }
+        }
+        -1 => panic!("fork failed"),
+        pid => {
+            let mut status = 0;
+            // SAFETY: our child.
+            assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+            release_tx.send(()).unwrap();
+            holder.join().unwrap();
+            assert!(
+                libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+                "child's revoke of a deferred-revoked value whose only holder is a phantom thread did not complete"
+            );
+        }
+    }
+}
+
+/// A thread nests deeper than the inline slots in a loop (its `deep` mutex is held for a good
+/// part of the time). Fork; in the child, a thread that takes an access and exits runs the
+/// sweep, which locks the phantom line's `deep` mutex: left locked by the fork.
+/// Found by review: locks a parent thread held at the fork stay taken in the child; its thread
+/// exits must not wait for them.
+#[test]
+#[cfg(not(miri))]
+fn fork_while_another_thread_nests_deep_then_a_child_thread_exits() {
+    let r = Arc::new(Revocable::new(7u64));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let nester = {
+        let (r, stop) = (r.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let gs: Vec<_> = (0..12).map(|_| r.try_access().unwrap()).collect();
+                drop(gs);
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    let mut hung = 0;
+    for _ in 0..20 {
+        // SAFETY: the child spawns one thread, joins it and _exits.
+        match unsafe { libc::fork() } {
+            0 => {
+                let r2 = r.clone();
+                let t = std::thread::spawn(move || drop(r2.try_access()));
+                t.join().ok();
+                // SAFETY: ends the child at once.
+                unsafe { libc::_exit(0) }
+            }
+            -1 => panic!("fork failed"),
+            pid => {
+                let start = std::time::Instant::now();
+                let mut status = 0;
+                loop {
+                    // SAFETY: our child.
+                    let w = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+                    if w == pid {
+                        break;
+                    }
+                    if start.elapsed() > Duration::from_secs(2) {
+                        hung += 1;
+                        // SAFETY: our child.
+                        unsafe { libc::kill(pid, libc::SIGKILL) };
+                        // SAFETY: our child.
+                        unsafe { libc::waitpid(pid, &mut status, 0) };
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    nester.join().unwrap();
+    assert_eq!(hung, 0, "fork children hung at a thread exit");
+}
+
+struct RevokesSibling(Arc<Revocable<u32>>);
+impl Drop for RevokesSibling {
+    fn drop(&mut self) {
+        // A waiting revoke of another member of the batch that is dropping us.
+        let _ = self.0.revoke_timeout(Duration::from_secs(3));
+    }
+}
+
+/// Found by review: a batch member's `T::drop` that waits for a sibling member, which the same
+/// batch drops only after it, is a self-wait too.
+#[test]
+fn batch_member_drop_that_revokes_a_sibling_member_panics() {
+    let b = Arc::new(Revocable::new(5u32));
+    let a = Revocable::new(RevokesSibling(b.clone()));
+    let t = std::time::Instant::now();
+    assert_in_drop_panic(|| {
+        let mut batch = revocable::RevokeBatch::new();
+        batch.push(&a);
+        batch.push(&*b);
+        batch.revoke();
+    });
+    assert!(
+        cfg!(miri) || t.elapsed() < Duration::from_secs(1),
+        "failed at once"
+    );
+    assert!(b.try_access().is_none() && a.try_access().is_none());
+}

@@ -11,14 +11,17 @@
 //! 2. `membarrier(MEMBARRIER_CMD_GLOBAL)` (Linux ≥ 4.3, the former `MEMBARRIER_CMD_SHARED`):
 //!    every thread of every process passes a barrier (the kernel waits for an RCU grace period);
 //!    ~ms. This is what liburcu's membarrier flavour uses.
-//! 3. *CPU hop*: the revoker moves itself onto every CPU it may run on, one after another
-//!    (`sched_setaffinity`), then restores its mask. To run on a CPU it must be switched in
+//! 3. *CPU hop*: the revoker moves itself onto every CPU that a thread of the process may run
+//!    on (the union of their affinity masks), one after another (`sched_setaffinity`, checked
+//!    with `sched_getcpu`), then restores its mask. To run on a CPU it must be switched in
 //!    there, and a context switch is a full barrier (the scheduler's `smp_mb__after_spinlock`),
 //!    so every thread that was running on that CPU has passed one, and one that was not running
 //!    is not inside a read section's store→load window (it passed a barrier when it was switched
-//!    out). That is the quiescent-state argument `MEMBARRIER_CMD_GLOBAL` itself rests on. A CPU
-//!    the kernel refuses (`EINVAL`: offline, or outside the cgroup's cpuset) cannot run our
-//!    threads either. ~tens of µs per CPU, more if a CPU is busy.
+//!    out). That is the quiescent-state argument `MEMBARRIER_CMD_GLOBAL` itself rests on. If one
+//!    of those CPUs is refused to the revoker (threads of one process in different cpusets),
+//!    those threads cannot be fenced: the process stops with a message. ~tens of µs per CPU,
+//!    more if a CPU is busy; a CPU monopolised by a `SCHED_FIFO` thread with RT throttling off
+//!    never lets the revoker in, and the revoke waits for it.
 //!
 //! If even `sched_setaffinity` is denied there is no barrier we can trust: the process stops with
 //! a message (never silently unsound).
@@ -118,51 +121,91 @@ pub(super) fn heavy() {
     }
 }
 
-/// The CPU hop (see the module docs).
+/// The CPU hop (see the module docs): visits every CPU that some thread of the process may run
+/// on, as the union of the threads' affinity masks (a thread whose mask excludes a CPU cannot be
+/// running there; one whose mask changes meanwhile migrates, which is a context switch). A CPU
+/// in that union that the kernel refuses to us (threads in different cpusets) is an error: its
+/// threads could not be fenced.
 fn hop() -> Result<(), std::io::Error> {
+    let size = core::mem::size_of::<libc::cpu_set_t>();
     // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
     let mut saved: libc::cpu_set_t = unsafe { core::mem::zeroed() };
-    let size = core::mem::size_of::<libc::cpu_set_t>();
     // SAFETY: `saved` is a valid cpu_set_t of `size` bytes.
     if unsafe { libc::sched_getaffinity(0, size, &mut saved) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
-    // SAFETY: sysconf has no preconditions.
-    let configured = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_CONF) }.max(1) as usize;
-    let cpus = configured.min(libc::CPU_SETSIZE as usize);
-    let mut visited = 0;
+    let targets = threads_cpus()?;
     let mut result = Ok(());
-    for cpu in 0..cpus {
-        // SAFETY: as above.
-        let mut one: libc::cpu_set_t = unsafe { core::mem::zeroed() };
-        // SAFETY: `cpu` < CPU_SETSIZE.
-        unsafe { libc::CPU_SET(cpu, &mut one) };
-        // SAFETY: `one` is a valid cpu_set_t of `size` bytes.
-        if unsafe { libc::sched_setaffinity(0, size, &one) } == 0 {
-            // The kernel migrates the caller before returning; make sure we did run there.
-            for _ in 0..1000 {
-                // SAFETY: no preconditions.
-                if unsafe { libc::sched_getcpu() } == cpu as libc::c_int {
-                    break;
-                }
-                // SAFETY: no preconditions.
-                unsafe { libc::sched_yield() };
-            }
-            visited += 1;
-            continue;
-        }
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EINVAL) {
+    for cpu in (0..libc::CPU_SETSIZE as usize).filter(|&c| {
+        // SAFETY: `c` < CPU_SETSIZE.
+        unsafe { libc::CPU_ISSET(c, &targets) }
+    }) {
+        if let Err(e) = visit(cpu, size) {
             result = Err(e);
             break;
         }
     }
     // SAFETY: `saved` is the mask we read above.
     unsafe { libc::sched_setaffinity(0, size, &saved) };
-    if result.is_ok() && visited == 0 {
-        result = Err(std::io::Error::other("no CPU accepted the revoker"));
-    }
     result
+}
+
+/// Runs the calling thread on `cpu` (the kernel migrates the caller before `sched_setaffinity`
+/// returns; checked with `sched_getcpu`).
+fn visit(cpu: usize, size: usize) -> Result<(), std::io::Error> {
+    // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
+    let mut one: libc::cpu_set_t = unsafe { core::mem::zeroed() };
+    // SAFETY: `cpu` < CPU_SETSIZE.
+    unsafe { libc::CPU_SET(cpu, &mut one) };
+    // SAFETY: `one` is a valid cpu_set_t of `size` bytes.
+    if unsafe { libc::sched_setaffinity(0, size, &one) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(std::io::Error::new(
+            e.kind(),
+            format!("cannot run on CPU {cpu}, which a thread of this process may use: {e}"),
+        ));
+    }
+    for _ in 0..1000 {
+        // SAFETY: no preconditions.
+        if unsafe { libc::sched_getcpu() } == cpu as libc::c_int {
+            return Ok(());
+        }
+        // SAFETY: no preconditions.
+        unsafe { libc::sched_yield() };
+    }
+    Err(std::io::Error::other(format!("never ran on CPU {cpu}")))
+}
+
+/// The union of the affinity masks of every thread of the process (`/proc/self/task`). Threads
+/// started after this read start after the caller's state change, and see it.
+fn threads_cpus() -> Result<libc::cpu_set_t, std::io::Error> {
+    let size = core::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
+    let mut all: libc::cpu_set_t = unsafe { core::mem::zeroed() };
+    for entry in std::fs::read_dir("/proc/self/task")? {
+        let Some(tid) = entry?
+            .file_name()
+            .to_str()
+            .and_then(|t| t.parse::<libc::pid_t>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: as above.
+        let mut mask: libc::cpu_set_t = unsafe { core::mem::zeroed() };
+        // SAFETY: `mask` is a valid cpu_set_t of `size` bytes.
+        if unsafe { libc::sched_getaffinity(tid, size, &mut mask) } != 0 {
+            continue; // the thread exited meanwhile
+        }
+        for c in 0..libc::CPU_SETSIZE as usize {
+            // SAFETY: `c` < CPU_SETSIZE.
+            unsafe {
+                if libc::CPU_ISSET(c, &mask) {
+                    libc::CPU_SET(c, &mut all);
+                }
+            }
+        }
+    }
+    Ok(all)
 }
 
 fn give_up(e: std::io::Error) -> ! {

@@ -180,7 +180,14 @@ impl<'a> RevokeBatch<'a> {
                 let q = wait::batch_seq().load(Ordering::Acquire);
                 registry::count_set(&set, &mut counts);
                 drop_free::<SYNC>(m, &winners, &mut pending, &counts, &mut lost, &mut panicked);
-                if pending.is_empty() || !SYNC {
+                if !SYNC {
+                    // Held members: their last holders drop them.
+                    for &j in &pending {
+                        m[winners[j]].count_pending();
+                    }
+                    break;
+                }
+                if pending.is_empty() {
                     break;
                 }
                 let self_wait = pending.iter().find_map(|&j| self_wait::check(tags[j]));

@@ -7,11 +7,13 @@
 //! happens: `T::drop` does not run, as for any value alive at exit. A program whose `T::drop`
 //! must run (flush a log, release a device) calls [`drop_barrier`] before it exits.
 //!
-//! The count is raised before every revoke's winning state change and lowered after the drop;
-//! a failed attempt lowers it again.
+//! A revocation is counted when it is handed to the last holder (the revoker stops waiting with
+//! accesses still in progress): raised before the state gains `COUNTED`, which only happens
+//! while the drop is unclaimed, and lowered by whoever drops a `COUNTED` value. A revoke that
+//! waits and drops the value itself is never counted: nothing of it can outlive its caller.
 //!
 //! # Invariants
-//! `PENDING` = revocations won (or being attempted) whose value is not yet dropped.
+//! `PENDING` = values handed to their last holder (or being counted) and not yet dropped.
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 use core::time::Duration;
@@ -60,8 +62,9 @@ pub(crate) fn dropped() {
     }
 }
 
-/// Revoked values whose drop has not happened yet (a snapshot): those still held after a
-/// deferred or timed-out revoke, plus revokes in progress.
+/// Revoked values whose drop was handed to their last holder and has not happened yet (a
+/// snapshot): those still held after a deferred or timed-out revoke or a dropped `revoke_async`
+/// future.
 ///
 /// ```
 /// let r = revocable::Revocable::new(String::from("log buffer"));

@@ -321,9 +321,9 @@ pub(crate) struct Token {
 /// thread's claim generation ([`GENERATION`]) when the slot was taken, so that a retract after
 /// the thread moved to another line (its exit handling ran, then a later destructor registered
 /// again) does not touch the new line's bookkeeping.
-pub(crate) const DEEP: u64 = 1 << 8;
+pub(crate) const DEEP: u64 = 1 << 9;
 /// Shift of the claim generation in [`Token::deep`].
-pub(crate) const DEEP_GEN_SHIFT: u32 = 9;
+pub(crate) const DEEP_GEN_SHIFT: u32 = 10;
 
 impl Block {
     fn new() -> Self {

@@ -59,8 +59,8 @@ use crate::registry::{self, Token};
 use crate::sync::{fence, AtomicU32, AtomicU64, Ordering};
 use crate::{barrier, id, pending, pool, self_wait, wait, wakers};
 
-/// The low byte of `word` holds the state; the rest is the resource's id (its *tag*).
-const STATE_BITS: u32 = 8;
+/// The low 9 bits of `word` hold the state; the rest is the resource's id (its *tag*).
+const STATE_BITS: u32 = 9;
 const STATE: u64 = (1 << STATE_BITS) - 1;
 const REVOKED: u64 = 1;
 const SCANNED: u64 = 2;
@@ -75,6 +75,10 @@ const BATCH: u64 = 64;
 /// whoever bumps `seq` for this resource also wakes the wakers registered under its tag
 /// ([`crate::wakers`]). Never cleared: at worst a later bump looks in the table for nothing.
 pub(crate) const ASYNC: u64 = 128;
+/// The value was handed to its last holder (deferred, timed out, a dropped future) and counted
+/// in [`pending`](crate::pending_drops); whoever drops it uncounts it. Set only before
+/// `CLAIMED` (a CAS), so the dropper sees it exactly when it was counted.
+const COUNTED: u64 = 256;
 
 /// A value that its owner can revoke while others may be using it.
 ///
@@ -413,12 +417,11 @@ impl<T> Revocable<T> {
         let flags = if SYNC { REVOKED | WAITING } else { REVOKED };
         let tag = self.tag();
         // Exactly one caller moves the state away from 0 (all other bits come after REVOKED).
-        let won = pending::attempt(|| {
-            self.word
-                .compare_exchange(tag, tag | flags, Ordering::SeqCst, Ordering::Relaxed)
-                .is_ok()
-        });
-        if !won {
+        if self
+            .word
+            .compare_exchange(tag, tag | flags, Ordering::SeqCst, Ordering::Relaxed)
+            .is_err()
+        {
             return if SYNC {
                 self.wait_dropped(start, timeout).map(|()| false)
             } else {
@@ -441,6 +444,8 @@ impl<T> Revocable<T> {
                 return self.wait_dropped(start, timeout).map(|()| true);
             }
             if !SYNC {
+                // Held: the last holder drops it.
+                self.count_pending();
                 return Ok(true);
             }
             // Any timeout, even Duration::MAX: waiting for ourselves only wastes it.
@@ -476,17 +481,16 @@ impl<T> Revocable<T> {
     /// Whether this caller won; never waits for other threads.
     pub(crate) fn begin_async(&self) -> bool {
         let tag = self.tag();
-        let won = pending::attempt(|| {
-            self.word
-                .compare_exchange(
-                    tag,
-                    tag | REVOKED | WAITING | ASYNC,
-                    Ordering::SeqCst,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
-        });
-        if !won {
+        if self
+            .word
+            .compare_exchange(
+                tag,
+                tag | REVOKED | WAITING | ASYNC,
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
             return false;
         }
         barrier::heavy();
@@ -576,6 +580,19 @@ impl<T> Revocable<T> {
     pub(crate) fn hand_over(&self) {
         self.word.fetch_and(!(WAITING | BATCH), Ordering::Relaxed);
         fence(Ordering::SeqCst);
+        self.count_pending();
+    }
+
+    /// Counts the value in [`pending_drops`](crate::pending_drops) once it is handed to its last
+    /// holder, unless its drop was already claimed (then it is not counted, and not uncounted).
+    pub(crate) fn count_pending(&self) {
+        pending::attempt(|| {
+            self.word
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| {
+                    (w & (COUNTED | CLAIMED) == 0).then_some(w | COUNTED)
+                })
+                .is_ok()
+        });
     }
 
     /// Drops the value if nobody else has claimed that job; returns whether we did.
@@ -600,7 +617,9 @@ impl<T> Revocable<T> {
                 if prev & ASYNC != 0 {
                     wakers::wake(prev & !STATE);
                 }
-                pending::dropped();
+                if prev & COUNTED != 0 {
+                    pending::dropped();
+                }
             }
         }
         let _done = Done(&self.word, &self.seq);
@@ -690,6 +709,8 @@ pub(crate) trait Member {
     fn finish(&self) -> bool;
     /// A waiting winner gives up waiting: the last holder drops the value (`WAITING` cleared).
     fn hand_over(&self);
+    /// A deferred winner leaves the drop to the last holder: counted as pending.
+    fn count_pending(&self);
     /// Waits until the value is dropped by whoever is responsible.
     fn wait_dropped(
         &self,
@@ -716,11 +737,9 @@ impl<T> Member for Revocable<T> {
         let tag = self.tag();
         // SeqCst: precedes the heavy barrier's bookkeeping in the single total order, which is
         // what lets a barrier started later by another thread cover it (see `barrier::heavy`).
-        pending::attempt(|| {
-            self.word
-                .compare_exchange(tag, tag | flags, Ordering::SeqCst, Ordering::Relaxed)
-                .is_ok()
-        })
+        self.word
+            .compare_exchange(tag, tag | flags, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
     }
 
     fn mark_scanned(&self) {
@@ -733,6 +752,10 @@ impl<T> Member for Revocable<T> {
 
     fn hand_over(&self) {
         Revocable::hand_over(self)
+    }
+
+    fn count_pending(&self) {
+        Revocable::count_pending(self)
     }
 
     fn wait_dropped(
@@ -761,7 +784,7 @@ impl<T> Drop for Revocable<T> {
         // `&mut self`: no guard is alive. Leaked guards left only their (unique) id behind.
         let s = self.word.load(Ordering::Acquire) & STATE;
         if s & CLAIMED == 0 {
-            // Counted as pending if revoked (a leaked guard kept it from its last holder).
+            // Counted as pending if handed over (a leaked guard kept it from its last holder).
             struct Counted(bool);
             impl Drop for Counted {
                 fn drop(&mut self) {
@@ -770,7 +793,7 @@ impl<T> Drop for Revocable<T> {
                     }
                 }
             }
-            let _counted = Counted(s & REVOKED != 0);
+            let _counted = Counted(s & COUNTED != 0);
             // SAFETY: not claimed, so the value is initialised and nobody else will drop it.
             unsafe { ManuallyDrop::drop(&mut *self.data.get()) };
         }

@@ -648,6 +648,24 @@ fn main() {
         cmd.arg("--serve").arg(kind).arg(&dir);
         servers.push(Server::start(name, &mut cmd, dir).unwrap_or_else(|e| panic!("{e}")));
     }
+    // Variants of the io_uring server, one column each: `NAME=VALUE` set in its environment.
+    for (j, v) in std::env::var("PEERS_URING_ENV")
+        .unwrap_or_default()
+        .split(';')
+        .filter_map(|v| v.split_once('='))
+        .enumerate()
+    {
+        if uring::enabled() != Some(true) {
+            break;
+        }
+        // Named by the variable's last word: REVOCABLE_FUSE_URING_JOINED → `uring joined`.
+        let word = v.0.rsplit('_').next().unwrap_or(v.0).to_lowercase();
+        let name: &'static str = Box::leak(format!("uring {word}").into_boxed_str());
+        let dir = mk(&format!("variant{j}"));
+        let mut cmd = Command::new(&me);
+        cmd.arg("--serve").arg("uring").arg(&dir).env(v.0, v.1);
+        servers.push(Server::start(name, &mut cmd, dir).unwrap_or_else(|e| panic!("{e}")));
+    }
     let mut peers = Vec::new();
     {
         let dir = mk("fuser");

@@ -590,6 +590,7 @@ const ROWS: [Row; 11] = [
 ];
 /// Row indices the floor analysis uses.
 const ROW_MEDIAN: usize = 2;
+const ROW_ONE_CPU_MEDIAN: usize = 9;
 const ROW_ONE_CPU_CLIENT: usize = 10;
 
 /// Targets of issue 12 for the io_uring transport: (row index, target ratio vs the better peer).
@@ -897,6 +898,26 @@ fn main() {
             "above both bounds: not ruled out"
         }
     );
+    // Unpinned, a peer's round trip stays on one CPU only when the scheduler keeps the client
+    // and the server thread it wakes together; its one-CPU median is that round trip, measured
+    // in every run whatever the scheduler did unpinned.
+    let best_one = peers
+        .iter()
+        .filter_map(|p| idx(p))
+        .map(|i| med(i, ROW_ONE_CPU_MEDIAN))
+        .fold(f64::MAX, f64::min);
+    println!(
+        "    the better peer's same-CPU round trip (one-CPU median) {best_one:.2} µs: the floor bound is {:.2}x it, the kernel-work bound {:.2}x; so where a peer's round trip stays on one CPU, median <= 0.7x is {}",
+        bound / best_one,
+        tight / best_one,
+        if 0.7 * best_one < bound {
+            "below the floor bound: out of reach of any server"
+        } else if 0.7 * best_one < tight {
+            "below the kernel-work bound: out of reach of any server on these transports"
+        } else {
+            "not ruled out"
+        }
+    );
     // One client thread has one read in flight: its reads/s is 1 / its mean round trip; two
     // client threads that the scheduler puts on one CPU share that CPU's time.
     let best_rate = |row: usize| {
@@ -907,9 +928,10 @@ fn main() {
             .fold(f64::MIN, f64::max)
     };
     println!(
-        "    reads/s target 1.3x the better peer: 1 client {:.1}k, 2 clients {:.1}k; the kernel-work bound allows at most {:.1}k on one CPU (1 client, or 2 clients the scheduler keeps on one CPU)",
+        "    reads/s target 1.3x the better peer: 1 client {:.1}k, 2 clients {:.1}k, and of its one-CPU rate {:.1}k; the kernel-work bound allows at most {:.1}k on one CPU (1 client, or 2 clients the scheduler keeps on one CPU)",
         1.3 * best_rate(0) / 1000.0,
         1.3 * best_rate(1) / 1000.0,
+        1.3 * best_rate(6) / 1000.0,
         1000.0 / tight
     );
     drop(floor);

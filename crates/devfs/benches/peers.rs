@@ -13,14 +13,24 @@
 //! rotating); each round measures, per server: 1 client thread (reads/s, per-read latency median
 //! and p99, server CPU time and context switches per read, from `/proc/PID/task/*/schedstat` and
 //! `status`), 2 client threads (reads/s), and everything on CPU 0 (server threads and the client
-//! pinned with `sched_setaffinity`; reads/s). Figures are medians over the rounds; ratios compare
-//! each devfs transport with the better peer of the same run, against the targets of issue 12.
+//! pinned with `sched_setaffinity`; reads/s, latency, server and client CPU per read). Figures
+//! are medians over the rounds; ratios compare each devfs transport with the better peer of the
+//! same run, against the targets of issue 12.
+//!
+//! The floor, in the same rotation: a 1-byte pipe ping-pong between this process and another
+//! (`peers --pingpong`), both pinned to CPU 0 and unpinned: the cheapest request/response between
+//! two processes that block while waiting. On one CPU a round trip takes at least the client's
+//! CPU time plus the server's; the bench prints two lower bounds for a same-CPU FUSE round trip
+//! with any server: the least client CPU per FUSE read of the run plus the pipe server's CPU
+//! (the floor bound), and that client CPU plus the least kernel CPU per read of a FUSE server
+//! of the run (the kernel-work bound: the system share of its CPU time, tick-sampled), and says
+//! where the median and reads/s targets fall against them.
 //!
 //! `PEERS_ROUNDS` and `PEERS_ROUND_MS` change the number and length of rounds;
 //! `PEERS_DEV_THREADS` the dispatch threads of `devfs dev` (default: devfs's default);
 //! `PEERS_DEBUG=1` prints the CPU each client thread ended on and its reads.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::{Arc, Barrier};
@@ -188,69 +198,107 @@ impl Server {
         self.child.id()
     }
 
-    fn tasks(&self) -> Vec<u32> {
-        std::fs::read_dir(format!("/proc/{}/task", self.pid()))
-            .map(|d| {
-                d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    /// (CPU time in ns, context switches) of the server's threads so far.
-    fn usage(&self) -> (u64, u64) {
-        let (mut cpu, mut cs) = (0u64, 0u64);
-        for t in self.tasks() {
-            let base = format!("/proc/{}/task/{t}", self.pid());
-            if let Ok(s) = std::fs::read_to_string(format!("{base}/schedstat")) {
-                cpu += s
-                    .split_whitespace()
-                    .next()
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0);
-            }
-            if let Ok(s) = std::fs::read_to_string(format!("{base}/status")) {
-                for l in s.lines() {
-                    if l.starts_with("voluntary_ctxt_switches")
-                        || l.starts_with("nonvoluntary_ctxt_switches")
-                    {
-                        cs += l
-                            .split_whitespace()
-                            .nth(1)
-                            .and_then(|v| v.parse::<u64>().ok())
-                            .unwrap_or(0);
-                    }
-                }
-            }
-        }
-        (cpu, cs)
-    }
-
     /// Pins every server thread to CPU 0; returns what to restore.
     fn pin(&self) -> Vec<(u32, libc::cpu_set_t)> {
-        let mut saved = Vec::new();
-        for t in self.tasks() {
-            // SAFETY: cpu_set_t is plain data; sched_getaffinity/setaffinity read and write
-            // exactly one cpu_set_t of the given size.
-            unsafe {
-                let mut old: libc::cpu_set_t = std::mem::zeroed();
-                let sz = std::mem::size_of::<libc::cpu_set_t>();
-                if libc::sched_getaffinity(t as i32, sz, &mut old) == 0 {
-                    saved.push((t, old));
-                }
-                libc::sched_setaffinity(t as i32, sz, &cpu0());
-            }
-        }
-        saved
+        pin_tasks(self.pid())
     }
 
     fn unpin(&self, saved: Vec<(u32, libc::cpu_set_t)>) {
-        for (t, set) in saved {
-            // SAFETY: as in pin().
-            unsafe {
-                libc::sched_setaffinity(t as i32, std::mem::size_of::<libc::cpu_set_t>(), &set)
-            };
+        unpin_tasks(saved)
+    }
+}
+
+fn tasks(pid: u32) -> Vec<u32> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The first field of a `schedstat` file: time spent on a CPU, in ns.
+fn schedstat_ns(path: &str) -> u64 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// What process `pid`'s threads have used so far: CPU time in ns (exact), context switches, and
+/// the user and system split of their CPU time in clock ticks (`/proc/PID/task/TID/stat`
+/// utime and stime: sampled at each timer tick on this kernel, so only a share over many ticks
+/// means anything).
+#[derive(Clone, Copy, Default)]
+struct Usage {
+    cpu_ns: u64,
+    cs: u64,
+    user_ticks: u64,
+    sys_ticks: u64,
+}
+
+fn proc_usage(pid: u32) -> Usage {
+    let (mut cpu, mut cs, mut user, mut sys) = (0u64, 0u64, 0u64, 0u64);
+    for t in tasks(pid) {
+        let base = format!("/proc/{pid}/task/{t}");
+        cpu += schedstat_ns(&format!("{base}/schedstat"));
+        if let Ok(s) = std::fs::read_to_string(format!("{base}/stat")) {
+            // After the command name's closing parenthesis: state is field 3, utime 14, stime 15.
+            let f: Vec<u64> = s
+                .rsplit_once(')')
+                .map(|(_, rest)| {
+                    rest.split_whitespace()
+                        .map(|v| v.parse().unwrap_or(0))
+                        .collect()
+                })
+                .unwrap_or_default();
+            user += f.get(11).copied().unwrap_or(0);
+            sys += f.get(12).copied().unwrap_or(0);
         }
+        if let Ok(s) = std::fs::read_to_string(format!("{base}/status")) {
+            for l in s.lines() {
+                if l.starts_with("voluntary_ctxt_switches")
+                    || l.starts_with("nonvoluntary_ctxt_switches")
+                {
+                    cs += l
+                        .split_whitespace()
+                        .nth(1)
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(0);
+                }
+            }
+        }
+    }
+    Usage {
+        cpu_ns: cpu,
+        cs,
+        user_ticks: user,
+        sys_ticks: sys,
+    }
+}
+
+/// Pins every thread of process `pid` to CPU 0; returns what to restore.
+fn pin_tasks(pid: u32) -> Vec<(u32, libc::cpu_set_t)> {
+    let mut saved = Vec::new();
+    for t in tasks(pid) {
+        // SAFETY: cpu_set_t is plain data; sched_getaffinity/setaffinity read and write
+        // exactly one cpu_set_t of the given size.
+        unsafe {
+            let mut old: libc::cpu_set_t = std::mem::zeroed();
+            let sz = std::mem::size_of::<libc::cpu_set_t>();
+            if libc::sched_getaffinity(t as i32, sz, &mut old) == 0 {
+                saved.push((t, old));
+            }
+            libc::sched_setaffinity(t as i32, sz, &cpu0());
+        }
+    }
+    saved
+}
+
+fn unpin_tasks(saved: Vec<(u32, libc::cpu_set_t)>) {
+    for (t, set) in saved {
+        // SAFETY: as in pin_tasks().
+        unsafe { libc::sched_setaffinity(t as i32, std::mem::size_of::<libc::cpu_set_t>(), &set) };
     }
 }
 
@@ -283,15 +331,123 @@ fn cpu0() -> libc::cpu_set_t {
     }
 }
 
+/// The floor: a process that answers each byte written to its stdin with one byte on its
+/// stdout (`peers --pingpong`), the cheapest request/response between two processes that the
+/// kernel offers through a blocking wait: a pipe write wakes the other side, whose read
+/// returns; no FUSE work at all. A FUSE round trip does at least this much.
+struct Floor {
+    child: Child,
+    tx: std::process::ChildStdin,
+    rx: std::process::ChildStdout,
+}
+
+impl Floor {
+    fn start(me: &Path) -> std::io::Result<Floor> {
+        let mut child = Command::new(me)
+            .arg("--pingpong")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()?;
+        let tx = child.stdin.take().expect("piped stdin");
+        let rx = child.stdout.take().expect("piped stdout");
+        Ok(Floor { child, tx, rx })
+    }
+
+    fn op(&self) -> Op {
+        Op::PingPong {
+            tx: self.tx.as_raw_fd(),
+            rx: self.rx.as_raw_fd(),
+        }
+    }
+
+    /// One measurement, both processes pinned to CPU 0 or not.
+    fn measure(&self, dur: Duration, pinned: bool) -> Sample {
+        let pid = self.child.id();
+        let saved = if pinned { pin_tasks(pid) } else { Vec::new() };
+        let s = run_clients(pid, &[self.op()], 1, dur, pinned, true);
+        unpin_tasks(saved);
+        s
+    }
+}
+
+impl Drop for Floor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `peers --pingpong`: answer every byte on stdin with one byte on stdout until end of file.
+fn pingpong() {
+    let mut b = [0u8; 1];
+    loop {
+        // SAFETY: b is writable and readable for 1 byte; fds 0 and 1 are the pipes of Floor.
+        let ok = unsafe {
+            libc::read(0, b.as_mut_ptr().cast(), 1) == 1
+                && libc::write(1, b.as_ptr().cast(), 1) == 1
+        };
+        if !ok {
+            return;
+        }
+    }
+}
+
 // ---------------------------------------------------------------- the client
 
-/// One measurement: reads per second and, with `lat`, each read's latency in ns.
-fn run_clients(s: &Server, clients: usize, dur: Duration, pinned: bool, lat: bool) -> Sample {
+/// What one client thread does per operation.
+#[derive(Clone, Copy)]
+enum Op {
+    /// `read(2)` of `BLOCK` bytes from a FUSE file.
+    Read(RawFd),
+    /// The floor: write one byte to the pipe the other process reads, read its one-byte answer
+    /// from the pipe it writes.
+    PingPong { tx: RawFd, rx: RawFd },
+}
+
+impl Op {
+    fn run(self, buf: &mut [u8; BLOCK]) {
+        match self {
+            Op::Read(fd) => {
+                // SAFETY: buf is writable for BLOCK bytes; fd stays open (the server keeps it
+                // until the measurement is joined).
+                let r = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), BLOCK) };
+                assert_eq!(r, BLOCK as isize, "{}", std::io::Error::last_os_error());
+            }
+            Op::PingPong { tx, rx } => {
+                // SAFETY: buf is readable and writable for 1 byte; both pipe ends stay open
+                // until the Floor is dropped, after the measurement is joined.
+                let (w, r) = unsafe {
+                    (
+                        libc::write(tx, buf.as_ptr().cast(), 1),
+                        libc::read(rx, buf.as_mut_ptr().cast(), 1),
+                    )
+                };
+                assert!(w == 1 && r == 1, "{}", std::io::Error::last_os_error());
+            }
+        }
+    }
+}
+
+/// CPU time the calling thread has had so far, in ns.
+fn thread_cpu_ns() -> u64 {
+    schedstat_ns("/proc/thread-self/schedstat")
+}
+
+/// One measurement: operations per second and, with `lat`, each operation's latency; server
+/// (process `pid`) and client CPU time and server context switches per operation.
+fn run_clients(
+    pid: u32,
+    ops: &[Op],
+    clients: usize,
+    dur: Duration,
+    pinned: bool,
+    lat: bool,
+) -> Sample {
     let go = Arc::new(Barrier::new(clients + 1));
-    let u0 = s.usage();
+    let u0 = proc_usage(pid);
     let handles: Vec<_> = (0..clients)
         .map(|i| {
-            let fd = s.file[i].as_raw_fd();
+            let op = ops[i];
             let go = go.clone();
             std::thread::spawn(move || {
                 if pinned {
@@ -303,28 +459,27 @@ fn run_clients(s: &Server, clients: usize, dur: Duration, pinned: bool, lat: boo
                 let mut lats = Vec::with_capacity(if lat { 1 << 20 } else { 0 });
                 let mut buf = [0u8; BLOCK];
                 go.wait();
+                let c0 = thread_cpu_ns();
                 let t = Instant::now();
                 let mut n = 0u64;
                 while t.elapsed() < dur {
                     for _ in 0..16 {
                         let t0 = Instant::now();
-                        // SAFETY: buf is writable for BLOCK bytes; fd stays open (the server
-                        // keeps it until the measurement is joined).
-                        let r = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), BLOCK) };
+                        op.run(&mut buf);
                         if lat {
                             lats.push(t0.elapsed().as_nanos() as u64);
                         }
-                        assert_eq!(r, BLOCK as isize, "{}", std::io::Error::last_os_error());
                     }
                     n += 16;
                 }
+                let cpu = thread_cpu_ns() - c0;
                 if std::env::var_os("PEERS_DEBUG").is_some() {
                     // SAFETY: sched_getcpu has no preconditions.
                     eprint!(" [client {i} on CPU {}: {n}]", unsafe {
                         libc::sched_getcpu()
                     });
                 }
-                (n, t.elapsed(), lats)
+                (n, t.elapsed(), lats, cpu)
             })
         })
         .collect();
@@ -332,13 +487,15 @@ fn run_clients(s: &Server, clients: usize, dur: Duration, pinned: bool, lat: boo
     let mut reads = 0u64;
     let mut secs = 0f64;
     let mut lats = Vec::new();
+    let mut client_ns = 0u64;
     for h in handles {
-        let (n, el, l) = h.join().expect("client thread");
+        let (n, el, l, cpu) = h.join().expect("client thread");
         reads += n;
         secs = secs.max(el.as_secs_f64());
         lats.extend(l);
+        client_ns += cpu;
     }
-    let u1 = s.usage();
+    let u1 = proc_usage(pid);
     lats.sort_unstable();
     let pct = |p: f64| {
         lats.get(((lats.len() as f64 * p) as usize).min(lats.len().saturating_sub(1)))
@@ -348,8 +505,11 @@ fn run_clients(s: &Server, clients: usize, dur: Duration, pinned: bool, lat: boo
         rate: reads as f64 / secs,
         median_us: pct(0.5),
         p99_us: pct(0.99),
-        cpu_us: (u1.0 - u0.0) as f64 / 1000.0 / reads as f64,
-        cs: (u1.1 - u0.1) as f64 / reads as f64,
+        cpu_us: (u1.cpu_ns - u0.cpu_ns) as f64 / 1000.0 / reads as f64,
+        cs: (u1.cs - u0.cs) as f64 / reads as f64,
+        user_ticks: u1.user_ticks - u0.user_ticks,
+        sys_ticks: u1.sys_ticks - u0.sys_ticks,
+        client_cpu_us: client_ns as f64 / 1000.0 / reads as f64,
     }
 }
 
@@ -360,6 +520,9 @@ struct Sample {
     p99_us: f64,
     cpu_us: f64,
     cs: f64,
+    client_cpu_us: f64,
+    user_ticks: u64,
+    sys_ticks: u64,
 }
 
 /// The rows of the table, per server: one value per round.
@@ -373,6 +536,19 @@ struct Rows {
     cs: Vec<f64>,
     one_cpu: Vec<f64>,
     one_cpu_cpu: Vec<f64>,
+    client_cpu: Vec<f64>,
+    one_cpu_med: Vec<f64>,
+    one_cpu_client: Vec<f64>,
+    /// Everything on CPU 0, all rounds together: the server's (user, system) clock ticks.
+    one_cpu_ticks: (u64, u64),
+}
+
+impl Rows {
+    /// The system share of the server's CPU time on CPU 0, over all rounds.
+    fn one_cpu_sys_share(&self) -> f64 {
+        let (u, s) = self.one_cpu_ticks;
+        s as f64 / (u + s).max(1) as f64
+    }
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -383,7 +559,7 @@ fn median(v: &[f64]) -> f64 {
 
 /// (label, accessor, higher is better)
 type Row = (&'static str, fn(&Rows) -> &Vec<f64>, bool);
-const ROWS: [Row; 8] = [
+const ROWS: [Row; 11] = [
     ("reads/s, 1 client thread", |r| &r.r1, true),
     ("reads/s, 2 client threads", |r| &r.r2, true),
     ("median latency (µs), 1 client", |r| &r.med, false),
@@ -396,7 +572,26 @@ const ROWS: [Row; 8] = [
         |r| &r.one_cpu_cpu,
         false,
     ),
+    (
+        "client CPU per read (µs), 1 client",
+        |r| &r.client_cpu,
+        false,
+    ),
+    (
+        "everything on CPU 0: median latency (µs)",
+        |r| &r.one_cpu_med,
+        false,
+    ),
+    (
+        "everything on CPU 0: client CPU/read (µs)",
+        |r| &r.one_cpu_client,
+        false,
+    ),
 ];
+/// Row indices the floor analysis uses.
+const ROW_MEDIAN: usize = 2;
+const ROW_ONE_CPU_MEDIAN: usize = 9;
+const ROW_ONE_CPU_CLIENT: usize = 10;
 
 /// Targets of issue 12 for the io_uring transport: (row index, target ratio vs the better peer).
 const URING_TARGETS: [(usize, f64); 6] =
@@ -415,6 +610,10 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--list") {
         return; // `cargo test --benches` probing
+    }
+    if args.iter().any(|a| a == "--pingpong") {
+        pingpong();
+        return;
     }
     if let Some(i) = args.iter().position(|a| a == "--serve") {
         serve(&args[i + 1], Path::new(&args[i + 2]));
@@ -450,6 +649,24 @@ fn main() {
         cmd.arg("--serve").arg(kind).arg(&dir);
         servers.push(Server::start(name, &mut cmd, dir).unwrap_or_else(|e| panic!("{e}")));
     }
+    // Variants of the io_uring server, one column each: `NAME=VALUE` set in its environment.
+    for (j, v) in std::env::var("PEERS_URING_ENV")
+        .unwrap_or_default()
+        .split(';')
+        .filter_map(|v| v.split_once('='))
+        .enumerate()
+    {
+        if uring::enabled() != Some(true) {
+            break;
+        }
+        // Named by the variable's last word: REVOCABLE_FUSE_URING_JOINED → `uring joined`.
+        let word = v.0.rsplit('_').next().unwrap_or(v.0).to_lowercase();
+        let name: &'static str = Box::leak(format!("uring {word}").into_boxed_str());
+        let dir = mk(&format!("variant{j}"));
+        let mut cmd = Command::new(&me);
+        cmd.arg("--serve").arg("uring").arg(&dir).env(v.0, v.1);
+        servers.push(Server::start(name, &mut cmd, dir).unwrap_or_else(|e| panic!("{e}")));
+    }
     let mut peers = Vec::new();
     {
         let dir = mk("fuser");
@@ -480,17 +697,34 @@ fn main() {
     }
     let mut rows: Vec<Rows> = servers.iter().map(|_| Rows::default()).collect();
     // Warm-up: every server, briefly.
+    let ops = |s: &Server| -> Vec<Op> { s.file.iter().map(|f| Op::Read(f.as_raw_fd())).collect() };
     for s in &servers {
-        run_clients(s, 1, Duration::from_millis(100), false, false);
+        run_clients(
+            s.pid(),
+            &ops(s),
+            1,
+            Duration::from_millis(100),
+            false,
+            false,
+        );
     }
+    let floor = Floor::start(&me).expect("the ping-pong process");
+    // (pinned, unpinned) samples, one per round.
+    let mut floor_rows: [Vec<Sample>; 2] = [Vec::new(), Vec::new()];
     for round in 0..rounds {
-        for k in 0..servers.len() {
-            let i = (k + round) % servers.len();
+        // The floor takes its turn in the rotation like a server (position `servers.len()`).
+        for k in 0..=servers.len() {
+            let i = (k + round) % (servers.len() + 1);
+            if i == servers.len() {
+                floor_rows[0].push(floor.measure(dur, true));
+                floor_rows[1].push(floor.measure(dur, false));
+                continue;
+            }
             let s = &servers[i];
-            let a = run_clients(s, 1, dur, false, true);
-            let b = run_clients(s, 2, dur, false, false);
+            let a = run_clients(s.pid(), &ops(s), 1, dur, false, true);
+            let b = run_clients(s.pid(), &ops(s), 2, dur, false, false);
             let saved = s.pin();
-            let c = run_clients(s, 1, dur, true, false);
+            let c = run_clients(s.pid(), &ops(s), 1, dur, true, true);
             s.unpin(saved);
             let r = &mut rows[i];
             r.r1.push(a.rate);
@@ -501,6 +735,11 @@ fn main() {
             r.cs.push(a.cs);
             r.one_cpu.push(c.rate);
             r.one_cpu_cpu.push(c.cpu_us);
+            r.client_cpu.push(a.client_cpu_us);
+            r.one_cpu_med.push(c.median_us);
+            r.one_cpu_client.push(c.client_cpu_us);
+            r.one_cpu_ticks.0 += c.user_ticks;
+            r.one_cpu_ticks.1 += c.sys_ticks;
         }
         eprint!("\r  round {}/{rounds}", round + 1);
     }
@@ -528,6 +767,25 @@ fn main() {
         }
         println!();
     }
+    let fmed =
+        |k: usize, f: fn(&Sample) -> f64| median(&floor_rows[k].iter().map(f).collect::<Vec<_>>());
+    println!(
+        "  the floor, same rounds: a 1-byte pipe ping-pong with another process (`peers --pingpong`), no FUSE:"
+    );
+    println!(
+        "    {:<18}{:>12}{:>12}{:>20}{:>20}{:>10}",
+        "", "median µs", "p99 µs", "client CPU/rt µs", "server CPU/rt µs", "cs/rt"
+    );
+    for (k, label) in ["both on CPU 0", "unpinned"].iter().enumerate() {
+        println!(
+            "    {label:<18}{:>12.2}{:>12.2}{:>20.2}{:>20.2}{:>10.2}",
+            fmed(k, |s| s.median_us),
+            fmed(k, |s| s.p99_us),
+            fmed(k, |s| s.client_cpu_us),
+            fmed(k, |s| s.cpu_us),
+            fmed(k, |s| s.cs),
+        );
+    }
     if peers.is_empty() {
         println!("no peer measured: no ratios");
         return;
@@ -537,7 +795,7 @@ fn main() {
         "  ratios against the better peer of this run ({}):",
         peers.join(", ")
     );
-    for ours_name in ours {
+    for &ours_name in &ours {
         let Some(o) = idx(ours_name) else { continue };
         let targets: &[(usize, f64)] = if ours_name.ends_with("uring") {
             &URING_TARGETS
@@ -570,6 +828,113 @@ fn main() {
             );
         }
     }
+    // What the floor says about the latency targets.
+    let med = |i: usize, row: usize| median((ROWS[row].1)(&rows[i]));
+    let (best_i, best) = peers
+        .iter()
+        .filter_map(|p| idx(p))
+        .map(|i| (i, med(i, ROW_MEDIAN)))
+        .fold((usize::MAX, f64::MAX), |a, b| if b.1 < a.1 { b } else { a });
+    let floor_same = fmed(0, |s| s.median_us);
+    println!("  the floor against the FUSE round trips of this run (medians):");
+    print!(
+        "    median / floor on one CPU ({floor_same:.2} µs): {} {:.2}",
+        names[best_i],
+        best / floor_same
+    );
+    for o in ours.iter().filter_map(|n| idx(n)) {
+        print!(", {} {:.2}", names[o], med(o, ROW_MEDIAN) / floor_same);
+    }
+    println!();
+    // On one CPU a round trip takes at least the client's CPU time plus the server's. Any
+    // server has at least the pipe server's work (woken, one message in, one out, asleep); the
+    // client's FUSE read costs what the cheapest transport of this run made it cost.
+    let (cf_i, cf) = (0..rows.len())
+        .map(|i| (i, med(i, ROW_ONE_CPU_CLIENT)))
+        .fold((usize::MAX, f64::MAX), |a, b| if b.1 < a.1 { b } else { a });
+    let (cp, sp) = (fmed(0, |s| s.client_cpu_us), fmed(0, |s| s.cpu_us));
+    let bound = cf + sp;
+    println!(
+        "    one CPU: a FUSE read costs its client {cf:.2} µs of CPU (the least, {}), a pipe round trip {cp:.2} µs (FUSE's own client-side work: {:.2} µs)",
+        names[cf_i],
+        cf - cp
+    );
+    println!(
+        "    so a same-CPU FUSE round trip takes at least {cf:.2} + {sp:.2} (the pipe server's CPU) = {bound:.2} µs, whatever the server: {:.2}x the better peer's median",
+        bound / best
+    );
+    // Tighter: a server's own code can shrink to nothing, the kernel's work for it cannot. The
+    // kernel's part of each server's CPU time on CPU 0 (system share, tick-sampled over all
+    // rounds); the least of them is what the kernel spends on a FUSE server of this run.
+    print!("    one CPU, server CPU per read in the kernel (system share of tick samples over all rounds):");
+    let mut kern = (usize::MAX, f64::MAX);
+    for (i, r) in rows.iter().enumerate() {
+        let k = median(&r.one_cpu_cpu) * r.one_cpu_sys_share();
+        print!(
+            " {} {k:.2} µs ({:.0} %, {} ticks)",
+            names[i],
+            100.0 * r.one_cpu_sys_share(),
+            r.one_cpu_ticks.0 + r.one_cpu_ticks.1
+        );
+        if k < kern.1 {
+            kern = (i, k);
+        }
+    }
+    println!();
+    let tight = cf + kern.1;
+    println!(
+        "    so a same-CPU round trip whose server spent no time of its own takes at least {cf:.2} + {:.2} = {tight:.2} µs: {:.2}x the better peer's median",
+        kern.1,
+        tight / best
+    );
+    println!(
+        "    median target 0.7x the better peer = {:.2} µs: {}",
+        0.7 * best,
+        if 0.7 * best < bound {
+            "below the floor bound: no server can reach it on this machine in this run"
+        } else if 0.7 * best < tight {
+            "above the floor bound, below the kernel-work bound: out of reach of any server on these transports in this run"
+        } else {
+            "above both bounds: not ruled out"
+        }
+    );
+    // Unpinned, a peer's round trip stays on one CPU only when the scheduler keeps the client
+    // and the server thread it wakes together; its one-CPU median is that round trip, measured
+    // in every run whatever the scheduler did unpinned.
+    let best_one = peers
+        .iter()
+        .filter_map(|p| idx(p))
+        .map(|i| med(i, ROW_ONE_CPU_MEDIAN))
+        .fold(f64::MAX, f64::min);
+    println!(
+        "    the better peer's same-CPU round trip (one-CPU median) {best_one:.2} µs: the floor bound is {:.2}x it, the kernel-work bound {:.2}x; so where a peer's round trip stays on one CPU, median <= 0.7x is {}",
+        bound / best_one,
+        tight / best_one,
+        if 0.7 * best_one < bound {
+            "below the floor bound: out of reach of any server"
+        } else if 0.7 * best_one < tight {
+            "below the kernel-work bound: out of reach of any server on these transports"
+        } else {
+            "not ruled out"
+        }
+    );
+    // One client thread has one read in flight: its reads/s is 1 / its mean round trip; two
+    // client threads that the scheduler puts on one CPU share that CPU's time.
+    let best_rate = |row: usize| {
+        peers
+            .iter()
+            .filter_map(|p| idx(p))
+            .map(|i| med(i, row))
+            .fold(f64::MIN, f64::max)
+    };
+    println!(
+        "    reads/s target 1.3x the better peer: 1 client {:.1}k, 2 clients {:.1}k, and of its one-CPU rate {:.1}k; the kernel-work bound allows at most {:.1}k on one CPU (1 client, or 2 clients the scheduler keeps on one CPU)",
+        1.3 * best_rate(0) / 1000.0,
+        1.3 * best_rate(1) / 1000.0,
+        1.3 * best_rate(6) / 1000.0,
+        1000.0 / tight
+    );
+    drop(floor);
     drop(servers);
     let _ = std::fs::remove_dir(&base);
 }

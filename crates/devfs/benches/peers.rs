@@ -28,6 +28,8 @@
 //!
 //! `PEERS_ROUNDS` and `PEERS_ROUND_MS` change the number and length of rounds;
 //! `PEERS_DEV_THREADS` the dispatch threads of `devfs dev` (default: devfs's default);
+//! `PEERS_URING_ENV` / `PEERS_DEV_ENV` (`NAME=VALUE;…`) add a column per variable: that server
+//! with the variable set in its environment;
 //! `PEERS_DEBUG=1` prints the CPU each client thread ended on and its reads.
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -649,22 +651,33 @@ fn main() {
         cmd.arg("--serve").arg(kind).arg(&dir);
         servers.push(Server::start(name, &mut cmd, dir).unwrap_or_else(|e| panic!("{e}")));
     }
-    // Variants of the io_uring server, one column each: `NAME=VALUE` set in its environment.
-    for (j, v) in std::env::var("PEERS_URING_ENV")
-        .unwrap_or_default()
-        .split(';')
-        .filter_map(|v| v.split_once('='))
-        .enumerate()
-    {
-        if uring::enabled() != Some(true) {
-            break;
+    // Variants of our servers, one column each: `NAME=VALUE` set in its environment
+    // (`PEERS_URING_ENV` for the io_uring server, `PEERS_DEV_ENV` for the /dev/fuse one).
+    let variants = ["uring", "dev"].into_iter().flat_map(|kind| {
+        let list = std::env::var(format!("PEERS_{}_ENV", kind.to_uppercase())).unwrap_or_default();
+        let vars: Vec<(String, String)> = list
+            .split(';')
+            .filter_map(|v| v.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        vars.into_iter().map(move |v| (kind, v))
+    });
+    for (j, (kind, v)) in variants.enumerate() {
+        if kind == "uring" && uring::enabled() != Some(true) {
+            continue;
         }
-        // Named by the variable's last word: REVOCABLE_FUSE_URING_JOINED → `uring joined`.
-        let word = v.0.rsplit('_').next().unwrap_or(v.0).to_lowercase();
-        let name: &'static str = Box::leak(format!("uring {word}").into_boxed_str());
+        // Named by the variable's last word and value: REVOCABLE_FUSE_URING_JOINED=1 →
+        // `uring joined`, PEERS_DEV_THREADS=4 → `dev threads4`.
+        let word = v.0.rsplit('_').next().unwrap_or(&v.0).to_lowercase();
+        let tag = if v.1 == "1" {
+            String::new()
+        } else {
+            v.1.clone()
+        };
+        let name: &'static str = Box::leak(format!("{kind} {word}{tag}").into_boxed_str());
         let dir = mk(&format!("variant{j}"));
         let mut cmd = Command::new(&me);
-        cmd.arg("--serve").arg("uring").arg(&dir).env(v.0, v.1);
+        cmd.arg("--serve").arg(kind).arg(&dir).env(&v.0, &v.1);
         servers.push(Server::start(name, &mut cmd, dir).unwrap_or_else(|e| panic!("{e}")));
     }
     let mut peers = Vec::new();

@@ -385,6 +385,13 @@ impl Claim {
         }
     }
 
+    /// Whether every slot of the line (inline and overflow) is zero, each loaded with `order`.
+    fn is_zero(self, order: Ordering) -> bool {
+        let mut zero = true;
+        self.for_each_slot(|s, _| zero &= s.load(order) == 0);
+        zero
+    }
+
     /// Calls `f` on every slot and its metadata (reports and the owner: not the fast scan).
     fn for_each_slot(self, mut f: impl FnMut(&'static AtomicU64, &'static Meta)) {
         for (s, m) in self.line().slots.iter().zip(&self.cold().meta) {
@@ -535,7 +542,7 @@ pub(crate) fn sweep_orphans() {
         let orphans = block.orphaned.load(Ordering::Relaxed);
         for index in bits(orphans) {
             let c = Claim { block, index };
-            let Some(mut owner) = try_lock(&c.cold().owner) else {
+            let Some(owner) = try_lock(&c.cold().owner) else {
                 continue; // another sweep has it (or, in a fork's child, a thread that is gone)
             };
             if block.orphaned.load(Ordering::Relaxed) & c.bit() == 0
@@ -544,26 +551,35 @@ pub(crate) fn sweep_orphans() {
                 continue;
             }
             // Acquire: the thread's last retract (it is gone) happens before we reuse the line.
-            let mut busy = false;
-            c.for_each_slot(|s, _| busy |= s.load(Ordering::Acquire) != 0);
-            if busy {
+            if !c.is_zero(Ordering::Acquire) {
                 continue; // a leaked guard: keep its announcement
             }
             // try_lock: in the child of a fork, a lock its holder took in the parent stays taken;
             // such a line is never reclaimed (it stays orphaned), rather than deadlocking here.
-            let Some(mut deep) = try_lock(&c.cold().deep) else {
+            let Some(deep) = try_lock(&c.cold().deep) else {
                 continue;
             };
-            deep.live = 0;
-            drop(deep);
-            *owner = Owner::default();
-            block.orphaned.fetch_and(!c.bit(), Ordering::Relaxed);
-            block.overflowed.fetch_and(!c.bit(), Ordering::Release);
-            drop(owner);
-            // Release: all zero before the next owner's Acquire claim.
-            block.used.fetch_and(!c.bit(), Ordering::Release);
+            hand_back(c, owner, deep);
         }
     });
+}
+
+/// Hands an all-zero line back for the next thread to claim: its bookkeeping reset and every
+/// mask bit cleared, `used` last. The caller holds the line's two locks (passed in).
+fn hand_back(
+    c: Claim,
+    mut owner: std::sync::MutexGuard<'_, Owner>,
+    mut deep: std::sync::MutexGuard<'_, Deep>,
+) {
+    *owner = Owner::default();
+    deep.live = 0;
+    drop(deep);
+    c.block.orphaned.fetch_and(!c.bit(), Ordering::Relaxed);
+    c.block.overflowed.fetch_and(!c.bit(), Ordering::Release);
+    drop(owner);
+    // Release: the line's last writes (all slots zero) happen before the next owner's Acquire
+    // claim.
+    c.block.used.fetch_and(!c.bit(), Ordering::Release);
 }
 
 /// `try_lock`, seeing through poisoning.
@@ -588,11 +604,11 @@ fn os_tid() -> Option<i64> {
 /// thread gone and the line zero.
 fn release(c: Claim) {
     let _ = LOCAL.try_with(|l| l.set(sentinel()));
-    let mut busy = false;
-    c.for_each_slot(|s, _| busy |= s.load(Ordering::Relaxed) != 0);
+    // Relaxed: our own slots; only we write them.
+    let busy = !c.is_zero(Ordering::Relaxed);
     // try_lock: only a report (or, in a fork's child, a thread that no longer exists) can hold
     // these; rather than wait for it, leave the line orphaned (the sweep retries).
-    let (Some(mut owner), Some(mut deep)) = (try_lock(&c.cold().owner), try_lock(&c.cold().deep))
+    let (Some(mut owner), Some(deep)) = (try_lock(&c.cold().owner), try_lock(&c.cold().deep))
     else {
         c.block.orphaned.fetch_or(c.bit(), Ordering::Relaxed);
         return;
@@ -601,14 +617,7 @@ fn release(c: Claim) {
         owner.exited = true;
         c.block.orphaned.fetch_or(c.bit(), Ordering::Relaxed);
     } else {
-        *owner = Owner::default();
-        deep.live = 0;
-        drop(deep);
-        c.block.orphaned.fetch_and(!c.bit(), Ordering::Relaxed);
-        c.block.overflowed.fetch_and(!c.bit(), Ordering::Release);
-        drop(owner);
-        // Release: our last writes (all slots zero) happen before the next owner's Acquire claim.
-        c.block.used.fetch_and(!c.bit(), Ordering::Release);
+        hand_back(c, owner, deep);
     }
 }
 

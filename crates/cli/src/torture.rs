@@ -285,6 +285,12 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("sleep-percent"));
+        let a = parse(&["--hold-percent", "150"]).unwrap();
+        assert_eq!(
+            config(&a).validate().unwrap_err().to_string(),
+            "hold-percent must be a percentage from 0 to 100, not 150"
+        );
+        assert!(parse(&["--hold-percent", "lots"]).is_err());
         let a = parse(&["--racers", "9"]).unwrap();
         assert!(config(&a)
             .validate()

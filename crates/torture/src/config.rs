@@ -96,6 +96,13 @@ pub enum ConfigError {
         /// The longest legitimate hold.
         longest_hold: Duration,
     },
+    /// A percentage (fractions allowed) outside 0..=100, or not a number.
+    NotAPercentage {
+        /// Name of the parameter.
+        what: &'static str,
+        /// Its value, as given.
+        value: String,
+    },
     /// `racers` is larger than `revokers`.
     RacersAboveRevokers {
         /// Racers asked for.
@@ -109,6 +116,9 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Zero(what) => write!(f, "{what} must be at least 1"),
+            Self::NotAPercentage { what, value } => {
+                write!(f, "{what} must be a percentage from 0 to 100, not {value}")
+            }
             Self::TooLarge { what, value, limit } => {
                 write!(f, "{what} is {value}, above the limit of {limit}")
             }
@@ -199,14 +209,9 @@ impl Config {
             return Err(ConfigError::Zero("progress interval"));
         }
         if !(0.0..=100.0).contains(&self.hold_percent) {
-            return Err(ConfigError::TooLarge {
+            return Err(ConfigError::NotAPercentage {
                 what: "hold-percent",
-                value: if self.hold_percent.is_finite() && self.hold_percent > 0.0 {
-                    self.hold_percent.ceil() as u128
-                } else {
-                    u128::MAX
-                },
-                limit: 100,
+                value: self.hold_percent.to_string(),
             });
         }
         let limits = [
@@ -280,6 +285,17 @@ mod tests {
                 ..
             })
         ));
+        for bad in [-0.5, 100.5, f64::NAN] {
+            let mut c = base.clone();
+            c.hold_percent = bad;
+            assert_eq!(
+                c.validate().unwrap_err().to_string(),
+                format!("hold-percent must be a percentage from 0 to 100, not {bad}")
+            );
+        }
+        let mut c = base.clone();
+        c.hold_percent = 0.05;
+        assert!(c.validate().is_ok(), "fractions are fine");
         let mut c = base.clone();
         c.hold_max = Duration::from_secs(2);
         let e = c.validate().unwrap_err();

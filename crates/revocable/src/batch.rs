@@ -190,7 +190,9 @@ impl<'a> RevokeBatch<'a> {
                 if pending.is_empty() {
                     break;
                 }
-                let self_wait = pending.iter().find_map(|&j| self_wait::check(tags[j]));
+                let self_wait = pending
+                    .iter()
+                    .find_map(|&j| self_wait::check(tags[j], true));
                 let timed_out = panicked.is_some()
                     || self_wait.is_some()
                     || match remaining(start, timeout) {

@@ -84,6 +84,8 @@ pub fn pending_drops() -> usize {
 /// Call it before the process exits when `T::drop` must run for every revoked value: values
 /// whose last holder has not let go yet are otherwise never dropped (exit does not run
 /// destructors of values other threads still use). New revocations during the wait extend it.
+/// It does not wait for revokes still waiting for their holders (`revoke`, an unexpired
+/// `revoke_timeout`, a pending `revoke_async`): their callers drop the value themselves.
 ///
 /// Blocks (sleeping). Panics if called from inside a revoked value's `T::drop`, which would wait
 /// for itself.

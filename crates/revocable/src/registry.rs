@@ -317,7 +317,7 @@ pub(crate) struct Token {
     pub(crate) deep: u64,
 }
 
-/// [`Token::deep`] of an overflow slot: a bit above the resource's state byte; above it, the
+/// [`Token::deep`] of an overflow slot: a bit above the resource's state bits; above it, the
 /// thread's claim generation ([`GENERATION`]) when the slot was taken, so that a retract after
 /// the thread moved to another line (its exit handling ran, then a later destructor registered
 /// again) does not touch the new line's bookkeeping.
@@ -537,6 +537,7 @@ fn thread_alive(tid: Option<i64>) -> Option<bool> {
 /// Reclaims orphaned lines whose thread is gone and whose slots are all zero (an access that
 /// outlived the thread's exit handling has ended). Lines still announcing something keep their
 /// announcements: their thread exited inside an access, i.e. a leaked guard.
+#[cfg_attr(loom, allow(dead_code))] // loom's exit handling does not sweep (see `exit`)
 pub(crate) fn sweep_orphans() {
     for_each_block(|block| {
         let orphans = block.orphaned.load(Ordering::Relaxed);

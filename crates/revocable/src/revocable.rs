@@ -2,7 +2,7 @@
 //!
 //! # The protocol (a one-shot SRCU)
 //!
-//! One word holds the resource's *tag* (its unique id, shifted) and its state byte.
+//! One word holds the resource's *tag* (its unique id, shifted) and its state bits.
 //!
 //! Reader (`try_access`): load the word; a non-zero state fails at once. Otherwise write the tag
 //! into a free slot of this thread's record, light barrier, load the state again; zero means
@@ -158,13 +158,14 @@ const COUNTED: u64 = 256;
 /// # Panics in `T::drop`
 /// The value is dropped exactly once, by the thread that finds it unused after revocation: the
 /// winning synchronous revoker, or, after `revoke_deferred` or an expired `revoke_timeout`, the
-/// thread that leaves the last access (inside its guard's `drop`). If `T::drop` panics, the panic
-/// propagates out of that call, and the `Revocable` is still completely revoked: the value counts as
-/// dropped, other waiting revokers return normally, no access can succeed, and the `Revocable`'s own
+/// thread that leaves the last access (inside its guard's `drop`) or a losing waiting revoker
+/// that finds the last access gone first. If `T::drop` panics, the panic propagates out of that
+/// call, and the `Revocable` is still completely revoked: the value counts as dropped, other
+/// waiting revokers return normally, no access can succeed, and the `Revocable`'s own
 /// drop will not touch the value again. (A panic out of a guard's drop during unwinding aborts, as
 /// any double panic does.)
 pub struct Revocable<T> {
-    /// `tag | state`: the tag (the unique id shifted past the state byte) never changes, so one
+    /// `tag | state`: the tag (the unique id shifted past the state bits) never changes, so one
     /// load gives a reader both what to announce and whether to bother.
     word: AtomicU64,
     /// The futex word every waiter sleeps on: bumped by holders leaving while a synchronous
@@ -311,7 +312,8 @@ impl<T> Revocable<T> {
     ///
     /// **When the value is dropped:** before this call returns if no access is in progress;
     /// otherwise inside the `drop` of the last guard (or the failing `try_access` that raced the
-    /// revocation), in that thread — never later: once this call returns, every leaving holder
+    /// revocation), in that thread, or by a waiting `revoke` of another thread that finds the last
+    /// access gone first — never later: once this call returns, every leaving holder
     /// checks whether it is the last one. The call itself costs one heavy barrier, shared with
     /// revokes running concurrently in other threads (a burst of deferred revokes from several
     /// threads issues fewer barriers than calls; see [`RevokeBatch`](crate::RevokeBatch) to
@@ -449,7 +451,7 @@ impl<T> Revocable<T> {
                 return Ok(true);
             }
             // Any timeout, even Duration::MAX: waiting for ourselves only wastes it.
-            let self_wait = self_wait::check(tag);
+            let self_wait = self_wait::check(tag, true);
             let timed_out = self_wait.is_some()
                 || match remaining(start, timeout) {
                     Some(Duration::ZERO) => true,
@@ -553,7 +555,7 @@ impl<T> Revocable<T> {
     fn leave(&self, token: &Token) {
         registry::retract(token);
         // Relaxed: ordered after the retract by the barrier pair. An overflow slot's retract
-        // (`token.deep`, outside the state byte) takes the same single branch.
+        // (`token.deep`, above the state bits) takes the same single branch.
         let s = (self.word.load(Ordering::Relaxed) & STATE) | token.deep;
         if s != 0 {
             core::hint::cold_path();
@@ -588,7 +590,10 @@ impl<T> Revocable<T> {
     pub(crate) fn count_pending(&self) {
         pending::attempt(|| {
             self.word
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| {
+                // Release: our count's increment (before this RMW) happens before the decrement
+                // of whoever drops the value, whose AcqRel RMW reads COUNTED from this one (or a
+                // later one in its release sequence): the counter never dips below zero.
+                .fetch_update(Ordering::Release, Ordering::Relaxed, |w| {
                     (w & (COUNTED | CLAIMED) == 0).then_some(w | COUNTED)
                 })
                 .is_ok()
@@ -663,7 +668,7 @@ impl<T> Revocable<T> {
             if left == Some(Duration::ZERO) {
                 return Err(self.timeout_report(start));
             }
-            if let Some(why) = self_wait::check(prev & !STATE) {
+            if let Some(why) = self_wait::check(prev & !STATE, prev & WAITING != 0) {
                 self_wait::fail(why);
             }
             wait::wait(&self.seq, q, left);

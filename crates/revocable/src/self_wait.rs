@@ -45,12 +45,15 @@ loom::thread_local! {
 
 #[cfg(not(loom))]
 std::thread_local! {
-    /// Tags a batch on this thread has won and will drop itself, one after another.
-    static BATCH_WON: core::cell::RefCell<Vec<u64>> = const { core::cell::RefCell::new(Vec::new()) };
+    /// Tags a batch on this thread has won and will drop itself, one after another, each with
+    /// the drop depth (`DROPPING`'s length) at which that batch runs.
+    static BATCH_WON: core::cell::RefCell<Vec<(u64, usize)>> =
+        const { core::cell::RefCell::new(Vec::new()) };
 }
 #[cfg(loom)]
 loom::thread_local! {
-    static BATCH_WON: core::cell::RefCell<Vec<u64>> = core::cell::RefCell::new(Vec::new());
+    static BATCH_WON: core::cell::RefCell<Vec<(u64, usize)>> =
+        core::cell::RefCell::new(Vec::new());
 }
 
 /// Records, until dropped, that this thread's batch won `tags` and drops their values itself:
@@ -59,11 +62,12 @@ loom::thread_local! {
 pub(crate) struct BatchMark(usize);
 
 pub(crate) fn batch_won(tags: &[u64]) -> BatchMark {
+    let depth = drop_depth();
     let start = BATCH_WON
         .try_with(|b| {
             let mut b = b.borrow_mut();
             let n = b.len();
-            b.extend_from_slice(tags);
+            b.extend(tags.iter().map(|&t| (t, depth)));
             n
         })
         .unwrap_or(usize::MAX);
@@ -78,10 +82,22 @@ impl Drop for BatchMark {
     }
 }
 
-fn won_by_batch_here(tag: u64) -> bool {
+/// Whether a batch of this thread that is now suspended inside a `T::drop` (it ran at a smaller
+/// drop depth than the current one) won `tag`: that batch drops it only after the drop returns.
+/// A batch's own members (same depth) are not: it is the one waiting for them.
+fn won_by_enclosing_batch(tag: u64) -> bool {
+    let depth = drop_depth();
     BATCH_WON
-        .try_with(|b| b.try_borrow().is_ok_and(|b| b.contains(&tag)))
+        .try_with(|b| {
+            b.try_borrow()
+                .is_ok_and(|b| b.iter().any(|&(t, d)| t == tag && d < depth))
+        })
         .unwrap_or(false)
+}
+
+/// How many `T::drop`s this thread is inside (as recorded, up to [`DEPTH`]).
+fn drop_depth() -> usize {
+    DROPPING.try_with(|d| d.len.get()).unwrap_or(0)
 }
 
 /// Marks `tag` as being dropped by this thread until the mark is dropped.
@@ -122,9 +138,12 @@ pub(crate) enum SelfWait {
     InDrop,
 }
 
-/// The self-wait for `tag` this thread is in, if any (see the module docs).
-pub(crate) fn check(tag: u64) -> Option<SelfWait> {
-    if in_drop(tag) || (in_any_drop() && won_by_batch_here(tag)) {
+/// The self-wait for `tag` this thread is in, if any (see the module docs). `watched`: the
+/// revocation's winner drops the value itself (`WAITING`); only then can an enclosing batch of
+/// this thread be the one that never gets to it (a handed-over or deferred member is dropped by
+/// its last holder, or by whoever waits, see `wait_dropped`).
+pub(crate) fn check(tag: u64, watched: bool) -> Option<SelfWait> {
+    if in_drop(tag) || (watched && won_by_enclosing_batch(tag)) {
         return Some(SelfWait::InDrop);
     }
     registry::held_here(tag).then_some(SelfWait::Holding)

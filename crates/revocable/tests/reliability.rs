@@ -621,3 +621,72 @@ fn batch_member_drop_that_revokes_a_sibling_member_panics() {
     );
     assert!(b.try_access().is_none() && a.try_access().is_none());
 }
+
+/// A value whose `Drop` revokes its children together in a batch.
+struct RevokesChildrenInABatch(Arc<Revocable<u32>>, Arc<Revocable<u32>>);
+impl Drop for RevokesChildrenInABatch {
+    fn drop(&mut self) {
+        let mut batch = revocable::RevokeBatch::new();
+        batch.push(&*self.0);
+        batch.push(&*self.1);
+        assert_eq!(batch.revoke(), [true, true]);
+    }
+}
+
+/// Found by review: a batch run from inside a revoked value's `T::drop` waiting for a member that
+/// another thread holds is an ordinary wait, not a self-wait.
+#[test]
+fn batch_inside_a_drop_waits_for_members_held_elsewhere() {
+    let (a, b) = (
+        Arc::new(Revocable::new(1u32)),
+        Arc::new(Revocable::new(2u32)),
+    );
+    let parent = Revocable::new(RevokesChildrenInABatch(a.clone(), b.clone()));
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let holder = {
+        let a = a.clone();
+        std::thread::spawn(move || {
+            let g = a.try_access().unwrap();
+            held_tx.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            assert_eq!(*g, 1);
+        })
+    };
+    held_rx.recv().unwrap();
+    assert!(parent.revoke());
+    assert!(a.try_access().is_none() && b.try_access().is_none());
+    holder.join().unwrap();
+}
+
+/// Drops `b` only after a revoke of it returns (which waits for `b`'s drop).
+struct WaitsForSibling(Arc<Revocable<u32>>);
+impl Drop for WaitsForSibling {
+    fn drop(&mut self) {
+        assert!(!self.0.revoke(), "the batch won it");
+    }
+}
+
+/// Found by review: in a deferred batch, a member's `T::drop` waiting for a sibling that another
+/// thread holds is not a self-wait: that holder drops it.
+#[test]
+fn deferred_batch_member_drop_waits_for_a_sibling_held_elsewhere() {
+    let b = Arc::new(Revocable::new(2u32));
+    let a = Revocable::new(WaitsForSibling(b.clone()));
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let holder = {
+        let b = b.clone();
+        std::thread::spawn(move || {
+            let g = b.try_access().unwrap();
+            held_tx.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            assert_eq!(*g, 2);
+        })
+    };
+    held_rx.recv().unwrap();
+    let mut batch = revocable::RevokeBatch::new();
+    batch.push(&a);
+    batch.push(&*b);
+    assert_eq!(batch.revoke_deferred(), [true, true]);
+    holder.join().unwrap();
+    assert!(b.try_access().is_none());
+}

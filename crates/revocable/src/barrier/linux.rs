@@ -11,9 +11,11 @@
 //! 2. `membarrier(MEMBARRIER_CMD_GLOBAL)` (Linux ≥ 4.3, the former `MEMBARRIER_CMD_SHARED`):
 //!    every thread of every process passes a barrier (the kernel waits for an RCU grace period);
 //!    ~ms. This is what liburcu's membarrier flavour uses.
-//! 3. *CPU hop*: the revoker moves itself onto every CPU that a thread of the process may run
-//!    on (the union of their affinity masks), one after another (`sched_setaffinity`, checked
-//!    with `sched_getcpu`), then restores its mask. To run on a CPU it must be switched in
+//! 3. *CPU hop*: the revoker moves itself onto every configured CPU and every CPU that a
+//!    thread of the process may run on (the union of their affinity masks, from
+//!    `/proc/self/task`), one after another (`sched_setaffinity`, checked with `sched_getcpu`),
+//!    then restores its mask. A CPU the kernel refuses is skipped unless a thread's mask, read
+//!    again, still allows it (without `/proc`, it is taken to run none of our threads). To run on a CPU it must be switched in
 //!    there, and a context switch is a full barrier (the scheduler's `smp_mb__after_spinlock`),
 //!    so every thread that was running on that CPU has passed one, and one that was not running
 //!    is not inside a read section's store→load window (it passed a barrier when it was switched
@@ -134,15 +136,31 @@ fn hop() -> Result<(), std::io::Error> {
     if unsafe { libc::sched_getaffinity(0, size, &mut saved) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
-    let targets = threads_cpus()?;
+    // The CPUs to visit: every one the threads' masks allow (where /proc tells), and every
+    // configured one besides, since a thread whose mask just changed may still be running where
+    // its old mask allowed (the kernel updates the mask before it moves the thread).
+    let threads = threads_cpus().ok();
+    // SAFETY: sysconf has no preconditions.
+    let configured = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_CONF) }.max(1) as usize;
     let mut result = Ok(());
-    for cpu in (0..libc::CPU_SETSIZE as usize).filter(|&c| {
-        // SAFETY: `c` < CPU_SETSIZE.
-        unsafe { libc::CPU_ISSET(c, &targets) }
-    }) {
-        if let Err(e) = visit(cpu, size) {
-            result = Err(e);
-            break;
+    for cpu in (0..libc::CPU_SETSIZE as usize)
+        .filter(|&c| c < configured || threads.as_ref().is_some_and(|t| is_set(c, t)))
+    {
+        match visit(cpu, size) {
+            Ok(()) => {}
+            // Refused (offline, or outside our cpuset): fatal only if a thread of ours may run
+            // there, asked again now (it may have gone offline since the first read). Without
+            // /proc, a refused CPU is taken to run none of our threads.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                if threads_cpus().is_ok_and(|t| is_set(cpu, &t)) {
+                    result = Err(e);
+                    break;
+                }
+            }
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
         }
     }
     // SAFETY: `saved` is the mask we read above.
@@ -159,11 +177,7 @@ fn visit(cpu: usize, size: usize) -> Result<(), std::io::Error> {
     unsafe { libc::CPU_SET(cpu, &mut one) };
     // SAFETY: `one` is a valid cpu_set_t of `size` bytes.
     if unsafe { libc::sched_setaffinity(0, size, &one) } != 0 {
-        let e = std::io::Error::last_os_error();
-        return Err(std::io::Error::new(
-            e.kind(),
-            format!("cannot run on CPU {cpu}, which a thread of this process may use: {e}"),
-        ));
+        return Err(std::io::Error::last_os_error());
     }
     for _ in 0..1000 {
         // SAFETY: no preconditions.
@@ -174,6 +188,12 @@ fn visit(cpu: usize, size: usize) -> Result<(), std::io::Error> {
         unsafe { libc::sched_yield() };
     }
     Err(std::io::Error::other(format!("never ran on CPU {cpu}")))
+}
+
+/// Whether `cpu` (< CPU_SETSIZE) is in `set`.
+fn is_set(cpu: usize, set: &libc::cpu_set_t) -> bool {
+    // SAFETY: `cpu` < CPU_SETSIZE.
+    unsafe { libc::CPU_ISSET(cpu, set) }
 }
 
 /// The union of the affinity masks of every thread of the process (`/proc/self/task`). Threads
@@ -210,9 +230,10 @@ fn threads_cpus() -> Result<libc::cpu_set_t, std::io::Error> {
 
 fn give_up(e: std::io::Error) -> ! {
     eprintln!(
-        "revocable: no heavy barrier is usable: membarrier is denied and so is moving the revoking \
-         thread across CPUs (sched_setaffinity: {e}); readers cannot be fenced from the revoker \
-         on this system. Build with the `fence-readers` feature of the `revocable` crate. Aborting."
+        "revocable: no heavy barrier is usable: membarrier is denied and the revoking thread \
+         cannot visit every CPU a thread of this process may run on (sched_setaffinity: {e}); \
+         readers cannot be fenced from the revoker on this system. Build with the \
+         `fence-readers` feature of the `revocable` crate. Aborting."
     );
     std::process::abort();
 }

@@ -17,6 +17,12 @@
 //! are medians over the rounds; ratios compare each devfs transport with the better peer of the
 //! same run, against the targets of issue 12.
 //!
+//! The A/A control, in the same rotation: a second, identical instance of the last peer
+//! (`libfuse #2`, or `fuser #2` without libfuse). It is never a peer of the ratios; its ratio
+//! to its twin on each targeted row is how far two servers that differ in nothing land apart
+//! in this run, and a target missed by less than that row's A/A gap is marked as such
+//! (`MISS, within the A/A gap`): the run cannot tell it from chance.
+//!
 //! The floor, in the same rotation: a 1-byte pipe ping-pong between this process and another
 //! (`peers --pingpong`), both pinned to CPU 0 and unpinned: the cheapest request/response between
 //! two processes that block while waiting. On one CPU a round trip takes at least the client's
@@ -26,7 +32,8 @@
 //! of the run (the kernel-work bound: the system share of its CPU time, tick-sampled), and says
 //! where the median and reads/s targets fall against them.
 //!
-//! `PEERS_ROUNDS` and `PEERS_ROUND_MS` change the number and length of rounds;
+//! `PEERS_ROUNDS` and `PEERS_ROUND_MS` change the number and length of rounds; `PEERS_TWIN=0`
+//! leaves the A/A control out;
 //! `PEERS_DEV_THREADS` the dispatch threads of `devfs dev` (default: devfs's default);
 //! `PEERS_URING_ENV` / `PEERS_DEV_ENV` (`NAME=VALUE;…`) add a column per variable: that server
 //! with the variable set in its environment;
@@ -601,6 +608,27 @@ const URING_TARGETS: [(usize, f64); 6] =
 /// The /dev/fuse fallback alone: at least as good as the better peer on every targeted row.
 const DEV_TARGETS: [(usize, f64); 6] = [(0, 1.0), (1, 1.0), (2, 1.0), (3, 1.0), (4, 1.0), (6, 1.0)];
 
+/// PASS or MISS; a miss by less than the row's A/A gap (`aa`: the ratio between two identical
+/// servers of the same run) says so, since chance alone moves a ratio that far.
+fn verdict(ratio: f64, target: f64, higher: bool, aa: Option<f64>) -> String {
+    let pass = if higher {
+        ratio >= target
+    } else {
+        ratio <= target
+    };
+    let aa_note = aa.map_or(String::new(), |a| format!("  (A/A {a:.2}x)"));
+    if pass {
+        return format!("PASS{aa_note}");
+    }
+    match aa {
+        // Compared as logarithms: 0.9x and 1.11x are the same distance from 1.
+        Some(a) if (ratio / target).ln().abs() <= a.ln().abs() => {
+            format!("MISS, within the A/A gap{aa_note}")
+        }
+        _ => format!("MISS{aa_note}"),
+    }
+}
+
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -680,32 +708,59 @@ fn main() {
         cmd.arg("--serve").arg(kind).arg(&dir).env(&v.0, &v.1);
         servers.push(Server::start(name, &mut cmd, dir).unwrap_or_else(|e| panic!("{e}")));
     }
+    // The peers, then the A/A control: a second, identical instance of the last peer started
+    // (libfuse where it was built, else fuser), in the same rotation. It is never a peer of the
+    // ratios; how far it lands from its twin is how far two servers with no difference land
+    // apart in this run.
+    let peer_cmd = |kind: &str, dir: &Path| -> Option<Command> {
+        let mut cmd = match kind {
+            "fuser" => {
+                let mut c = Command::new(&me);
+                c.arg("--serve").arg("fuser");
+                c
+            }
+            _ => {
+                let libfuse = env!("LIBFUSE_SERVER");
+                if libfuse.is_empty() {
+                    println!("libfuse: not measured: {}", env!("LIBFUSE_SERVER_WHY"));
+                    return None;
+                }
+                Command::new(libfuse)
+            }
+        };
+        cmd.arg(dir);
+        Some(cmd)
+    };
     let mut peers = Vec::new();
-    {
-        let dir = mk("fuser");
-        let mut cmd = Command::new(&me);
-        cmd.arg("--serve").arg("fuser").arg(&dir);
-        match Server::start("fuser", &mut cmd, dir) {
+    for kind in ["fuser", "libfuse"] {
+        let dir = mk(kind);
+        let Some(mut cmd) = peer_cmd(kind, &dir) else {
+            continue;
+        };
+        match Server::start(kind, &mut cmd, dir) {
             Ok(s) => {
                 servers.push(s);
-                peers.push("fuser");
+                peers.push(kind);
             }
-            Err(e) => println!("fuser: not measured: {e}"),
+            Err(e) => println!("{kind}: not measured: {e}"),
         }
     }
-    let libfuse = env!("LIBFUSE_SERVER");
-    if libfuse.is_empty() {
-        println!("libfuse: not measured: {}", env!("LIBFUSE_SERVER_WHY"));
-    } else {
-        let dir = mk("libfuse");
-        let mut cmd = Command::new(libfuse);
-        cmd.arg(&dir);
-        match Server::start("libfuse", &mut cmd, dir) {
-            Ok(s) => {
-                servers.push(s);
-                peers.push("libfuse");
+    let mut twin: Option<(&str, &str)> = None;
+    if let (Some(&kind), true) = (peers.last(), env_num("PEERS_TWIN", 1) != 0) {
+        let name: &'static str = if kind == "fuser" {
+            "fuser #2"
+        } else {
+            "libfuse #2"
+        };
+        let dir = mk("twin");
+        if let Some(mut cmd) = peer_cmd(kind, &dir) {
+            match Server::start(name, &mut cmd, dir) {
+                Ok(s) => {
+                    servers.push(s);
+                    twin = Some((kind, name));
+                }
+                Err(e) => println!("{name} (the A/A control): not measured: {e}"),
             }
-            Err(e) => println!("libfuse: not measured: {e}"),
         }
     }
     let mut rows: Vec<Rows> = servers.iter().map(|_| Rows::default()).collect();
@@ -804,9 +859,20 @@ fn main() {
         return;
     }
     let idx = |n: &str| names.iter().position(|x| *x == n);
+    // The A/A ratio of a row: the twin's median over its original's (None without a twin).
+    let aa = |row: usize| -> Option<f64> {
+        let (orig, copy) = twin?;
+        let get = ROWS[row].1;
+        Some(median(get(&rows[idx(copy)?])) / median(get(&rows[idx(orig)?])))
+    };
     println!(
-        "  ratios against the better peer of this run ({}):",
-        peers.join(", ")
+        "  ratios against the better peer of this run ({}){}:",
+        peers.join(", "),
+        if twin.is_some() {
+            "; A/A: the same ratio between two identical instances of the last peer"
+        } else {
+            ""
+        }
     );
     for &ours_name in &ours {
         let Some(o) = idx(ours_name) else { continue };
@@ -829,17 +895,26 @@ fn main() {
                     }
                 });
             let ratio = median(get(&rows[o])) / best;
-            let pass = if higher {
-                ratio >= target
-            } else {
-                ratio <= target
-            };
             println!(
                 "    {ours_name:<12} {label:<44} {ratio:>6.2}x  target {} {target:.1}x  {}",
                 if higher { ">=" } else { "<=" },
-                if pass { "PASS" } else { "MISS" }
+                verdict(ratio, target, higher, aa(row))
             );
         }
+    }
+    if let Some((orig, copy)) = twin {
+        print!("  A/A ({orig} against {copy}, nothing differs but chance):");
+        let mut widest = 1.0f64;
+        for &(row, _) in &DEV_TARGETS {
+            if let Some(r) = aa(row) {
+                widest = widest.max(r.max(1.0 / r));
+                print!(" {:.2}x", r);
+            }
+        }
+        println!(
+            "; in this run two identical servers land up to {:.0} % apart on these rows: a ratio that misses its target by less than its row's A/A gap is no measured difference",
+            100.0 * (widest - 1.0)
+        );
     }
     // What the floor says about the latency targets.
     let med = |i: usize, row: usize| median((ROWS[row].1)(&rows[i]));
@@ -931,6 +1006,26 @@ fn main() {
             "not ruled out"
         }
     );
+    // Per transport of ours: with no code of its own, a server still has its transport's work,
+    // the client's side and the kernel's side for the server; on one CPU a round trip takes at
+    // least their sum. Over io_uring a request is served on the CPU that issued it, so this is
+    // its round trip unpinned too.
+    for (name, o) in ours.iter().filter_map(|n| idx(n).map(|o| (*n, o))) {
+        let r = &rows[o];
+        let client = med(o, ROW_ONE_CPU_CLIENT);
+        let kernel = median(&r.one_cpu_cpu) * r.one_cpu_sys_share();
+        let target = if name.ends_with("uring") { 0.7 } else { 1.0 };
+        let b = client + kernel;
+        println!(
+            "    {name}: a same-CPU round trip over its transport takes at least its client's CPU {client:.2} + the kernel's work for its server {kernel:.2} = {b:.2} µs with no server code at all: {:.2}x the better peer's median (target {target:.1}x: {})",
+            b / best,
+            if b / best > target {
+                "out of reach on this transport in this run"
+            } else {
+                "not ruled out"
+            }
+        );
+    }
     // One client thread has one read in flight: its reads/s is 1 / its mean round trip; two
     // client threads that the scheduler puts on one CPU share that CPU's time.
     let best_rate = |row: usize| {

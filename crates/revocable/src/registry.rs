@@ -22,7 +22,10 @@
 //! unless one of its slots is still in use (a leaked guard, or an access held by a later C
 //! destructor): the line is then *orphaned*, still claimed with its announcements intact (a
 //! leaked guard may have lent `&T` to another thread), and reclaimed by [`sweep_orphans`] once
-//! its thread is gone and its slots are zero.
+//! its thread is gone and its slots are zero. The `orphaned` bit is the one record that a line's
+//! thread ran (or will never run) its exit handling: reports read "exiting" or "exited" from
+//! it, never from the owner data, whose lock thread exit only waits for a while (a report may
+//! hold it).
 //!
 //! # Invariants
 //! * Only the owning thread writes a line's slots (and its overflow chunks); scanners only load.
@@ -61,7 +64,6 @@ pub(crate) struct Owner {
     pub(crate) name: Option<String>,
     pub(crate) id: String,
     pub(crate) os_tid: Option<i64>,
-    pub(crate) exited: bool,
     /// The line belongs to the Send-guard pool ([`crate::pool`]), not to a thread.
     pub(crate) pooled: bool,
 }
@@ -129,9 +131,11 @@ struct Block {
     lines: [Line; BLOCK_LINES],
     used: AtomicU64,
     overflowed: AtomicU64,
-    /// Lines whose thread finished its per-thread cleanup while an access was still announced
-    /// (or that registered after it): reclaimed by [`sweep_orphans`] once the thread is gone and
-    /// the line is all zero.
+    /// Lines whose thread ran, or will never run, its exit handling with the line still claimed:
+    /// an access still announced, a line registered after the thread's last destructor pass (or
+    /// without a pthread key), an exit that found the line's locks taken for too long, and in a
+    /// fork's child the lines of threads that do not exist there. Reclaimed by
+    /// [`sweep_orphans`] once the thread is gone and the line is all zero.
     orphaned: AtomicU64,
     /// Lines claimed for the Send-guard pool (set once, never cleared: pooled lines stay).
     pooled: AtomicU64,
@@ -299,13 +303,16 @@ fn exit() {
 /// reclaimed once the thread is gone.
 fn orphan_now() {
     if let Some(c) = local_claim() {
-        c.cold()
-            .owner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .exited = true;
-        c.block.orphaned.fetch_or(c.bit(), Ordering::Relaxed);
+        orphan(c);
     }
+}
+
+/// Marks a line orphaned: its thread has run, or will never run, its exit handling (in a fork's
+/// child: does not exist). The bit is the one record of that: reports read it to say "exiting"
+/// or "exited".
+/// Relaxed: the bit orders nothing; the sweep's Acquire test of the slots does.
+fn orphan(c: Claim) {
+    c.block.orphaned.fetch_or(c.bit(), Ordering::Relaxed);
 }
 
 /// An announcement in place: which slot to clear when the access ends.
@@ -497,7 +504,6 @@ fn current_owner() -> Owner {
         name: os_thread_name(),
         id: tid.map_or_else(|| String::from("unknown thread"), |t| format!("tid {t}")),
         os_tid: tid,
-        exited: false,
         pooled: false,
     }
 }
@@ -606,21 +612,48 @@ fn os_tid() -> Option<i64> {
 fn release(c: Claim) {
     let _ = LOCAL.try_with(|l| l.set(sentinel()));
     // Relaxed: our own slots; only we write them.
-    let busy = !c.is_zero(Ordering::Relaxed);
-    // try_lock: only a report (or, in a fork's child, a thread that no longer exists) can hold
-    // these; rather than wait for it, leave the line orphaned (the sweep retries).
-    let (Some(mut owner), Some(deep)) = (try_lock(&c.cold().owner), try_lock(&c.cold().deep))
-    else {
-        c.block.orphaned.fetch_or(c.bit(), Ordering::Relaxed);
-        return;
-    };
-    if busy {
-        owner.exited = true;
-        c.block.orphaned.fetch_or(c.bit(), Ordering::Relaxed);
-    } else {
-        hand_back(c, owner, deep);
+    if !c.is_zero(Ordering::Relaxed) {
+        return orphan(c);
     }
+    // A report holds these locks only while it copies the owner: wait a little for it rather
+    // than orphan a clean line, which the sweep can reclaim only where the OS says whether a
+    // thread exists (not under Miri, nor off Linux). Bounded, and try_lock only: in a fork's
+    // child, a lock that a parent thread held at the fork stays taken for good.
+    let mut start = None;
+    for tries in 0.. {
+        if let (Some(owner), Some(deep)) = (try_lock(&c.cold().owner), try_lock(&c.cold().deep)) {
+            return hand_back(c, owner, deep);
+        }
+        #[cfg(test)]
+        EXIT_LOCK_MISSES.fetch_add(1, Ordering::Relaxed);
+        let since = *start.get_or_insert_with(std::time::Instant::now);
+        if since.elapsed() >= EXIT_LOCK_WAIT {
+            break;
+        }
+        // A few yields for a report that is running; then sleep, which also lets a report of
+        // a lower scheduling class (this thread may be real-time) run on this CPU.
+        if tries < 16 {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+    orphan(c);
 }
+
+/// Tests: how often thread exit found a line's locks taken.
+#[cfg(test)]
+pub(crate) static EXIT_LOCK_MISSES: core::sync::atomic::AtomicUsize =
+    core::sync::atomic::AtomicUsize::new(0);
+
+/// How long thread exit keeps trying for a line's locks: far longer than a report holds them
+/// while it runs. A report kept off its CPU for longer leaves the line orphaned, as before (the
+/// sweep reclaims it where the OS says whether a thread exists). Zero (one try) under loom: the
+/// model cannot run the holder of a std mutex while this thread yields to the OS.
+#[cfg(not(loom))]
+const EXIT_LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
+#[cfg(loom)]
+const EXIT_LOCK_WAIT: std::time::Duration = std::time::Duration::ZERO;
 
 /// Announces an access to resource `id` by this thread; ends with the reader's light barrier.
 ///
@@ -902,7 +935,6 @@ pub(crate) fn claim_pool_line(out: &mut Vec<PoolSlot>) {
         name: None,
         id: String::from("Send-guard pool"),
         os_tid: None,
-        exited: false,
         pooled: true,
     };
     for i in 0..INLINE {
@@ -987,6 +1019,8 @@ impl TagSet {
 /// One remaining holder, as seen by a scan.
 pub(crate) struct Seen {
     pub(crate) owner: Owner,
+    /// The owner ran its exit handling (the line is orphaned): "exiting" while it still exists.
+    pub(crate) exited: bool,
     /// The owner finished its exit handling and no longer exists: a leaked guard.
     pub(crate) gone: bool,
     #[cfg_attr(not(feature = "track-holders"), allow(dead_code))]
@@ -999,12 +1033,16 @@ pub(crate) fn holders(id: u64) -> Vec<Seen> {
     for_each_claim(|c| {
         c.for_each_slot(|s, _m| {
             if s.load(Ordering::Acquire) == id {
-                let owner = c
-                    .cold()
-                    .owner
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .clone();
+                // The orphaned bit, not a field of the owner: thread exit does not wait long for
+                // the owner lock (a report may hold it), so the bit is all it may have set. Read
+                // under that lock, as `hand_back` clears it, so the two describe one owner.
+                let (owner, exited) = {
+                    let g = c.cold().owner.lock().unwrap_or_else(|e| e.into_inner());
+                    (
+                        g.clone(),
+                        c.block.orphaned.load(Ordering::Relaxed) & c.bit() != 0,
+                    )
+                };
                 #[cfg(feature = "track-holders")]
                 let since = {
                     let loc = _m.loc.load(Ordering::Relaxed);
@@ -1021,8 +1059,13 @@ pub(crate) fn holders(id: u64) -> Vec<Seen> {
                 #[cfg(not(feature = "track-holders"))]
                 let since = None;
                 // Unknown (Miri): an orphaned line's thread counts as gone, as before the sweep.
-                let gone = owner.exited && thread_alive(owner.os_tid) != Some(true);
-                out.push(Seen { owner, gone, since });
+                let gone = exited && thread_alive(owner.os_tid) != Some(true);
+                out.push(Seen {
+                    owner,
+                    exited,
+                    gone,
+                    since,
+                });
             }
         });
     });
@@ -1075,7 +1118,7 @@ pub(crate) fn forget_other_threads() {
             }
             c.for_each_slot(|s, _| s.store(0, Ordering::Relaxed));
             block.overflowed.fetch_and(!c.bit(), Ordering::Release);
-            block.orphaned.fetch_or(c.bit(), Ordering::Relaxed);
+            orphan(c);
         }
     });
 }
@@ -1084,6 +1127,35 @@ pub(crate) fn forget_other_threads() {
 #[cfg(all(unix, not(loom), not(miri)))]
 fn is_pooled(c: Claim) -> bool {
     c.block.pooled.load(Ordering::Relaxed) & c.bit() != 0
+}
+
+/// Tests: this thread's line (registering the thread if needed), to watch its exit from another
+/// thread.
+#[cfg(all(test, not(loom)))]
+#[derive(Clone, Copy)]
+pub(crate) struct TestLine(Claim);
+
+#[cfg(all(test, not(loom)))]
+impl TestLine {
+    pub(crate) fn of_this_thread() -> TestLine {
+        TestLine(local_claim().unwrap_or_else(register))
+    }
+    /// Takes the lock a report holds while it copies the line's owner.
+    pub(crate) fn lock_owner(self) -> std::sync::MutexGuard<'static, Owner> {
+        self.0
+            .cold()
+            .owner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+    /// (claimed, orphaned)
+    pub(crate) fn state(self) -> (bool, bool) {
+        let bit = self.0.bit();
+        (
+            self.0.block.used() & bit != 0,
+            self.0.block.orphaned.load(Ordering::Relaxed) & bit != 0,
+        )
+    }
 }
 
 /// Tests: orphans this thread's line and forgets it, as if its exit handling never ran.

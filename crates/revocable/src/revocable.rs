@@ -684,7 +684,7 @@ impl<T> Revocable<T> {
                 thread_id: seen.owner.id,
                 os_tid: seen.owner.os_tid,
                 exited: seen.gone,
-                exiting: seen.owner.exited && !seen.gone,
+                exiting: seen.exited && !seen.gone,
                 send_guard: seen.owner.pooled,
                 held_for: seen.since.map_or(waited, |(d, _)| d),
                 exact: seen.since.is_some(),

@@ -464,3 +464,75 @@ fn a_waker_dropped_by_the_table_may_wake_the_table() {
         .expect("no deadlock");
     assert_eq!(done, Poll::Ready(true));
 }
+
+/// A thread that exits while a report holds its line's owner lock (a `RevokeTimeout` being
+/// built elsewhere): with an access still announced, the line is orphaned and every later
+/// report says the thread is exiting or exited, never live (it did not wait for the lock, so
+/// the orphaned bit is its one record).
+#[test]
+fn exit_during_a_report_is_still_reported_as_exit() {
+    let _serial = many_threads();
+    // A static: the leaked guard keeps it from ever being dropped (and Miri sees no leak).
+    static R: std::sync::OnceLock<Revocable<u8>> = std::sync::OnceLock::new();
+    let r = R.get_or_init(|| Revocable::new(5));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let t = std::thread::spawn(move || {
+        std::mem::forget(r.try_access().unwrap());
+        tx.send(registry::TestLine::of_this_thread()).unwrap();
+        go_rx.recv().unwrap();
+    });
+    let line = rx.recv().unwrap();
+    let report_lock = line.lock_owner();
+    go_tx.send(()).unwrap();
+    t.join().unwrap();
+    drop(report_lock);
+    assert_eq!(
+        line.state(),
+        (true, true),
+        "a leaked guard keeps its line, orphaned"
+    );
+    let h = r.holders();
+    assert_eq!(h.len(), 1);
+    assert!(
+        h[0].thread_exited() || h[0].thread_exiting(),
+        "an exited thread reported live: {}",
+        h[0]
+    );
+}
+
+/// A thread that exits with nothing announced while a report holds its line's owner lock waits
+/// for the report (which holds it only to copy the owner) and hands its line back, rather than
+/// orphaning a clean line that only a sweep, and only where the OS can say the thread is gone
+/// (not under Miri), would reclaim.
+#[test]
+fn exit_during_a_report_hands_a_clean_line_back() {
+    let _serial = many_threads();
+    let r = &Revocable::new(6u8);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    std::thread::scope(|s| {
+        let t = s.spawn(move || {
+            drop(r.try_access().unwrap());
+            tx.send(registry::TestLine::of_this_thread()).unwrap();
+            go_rx.recv().unwrap();
+        });
+        let line = rx.recv().unwrap();
+        let report_lock = line.lock_owner();
+        let misses = registry::EXIT_LOCK_MISSES.load(std::sync::atomic::Ordering::Relaxed);
+        go_tx.send(()).unwrap();
+        // Hold the lock until the thread's exit handling has found it taken, as a slow report
+        // would (bounded: an exit that never tries fails the test below).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while registry::EXIT_LOCK_MISSES.load(std::sync::atomic::Ordering::Relaxed) == misses
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::yield_now();
+        }
+        drop(report_lock);
+        t.join().unwrap();
+        let (claimed, orphaned) = line.state();
+        // Another test's thread may have claimed the line since; it is never left orphaned.
+        assert!(!orphaned, "a clean line was orphaned (claimed: {claimed})");
+    });
+}

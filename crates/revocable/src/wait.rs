@@ -54,7 +54,8 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -
     let r = unsafe {
         libc::syscall(
             libc::SYS_futex,
-            word as *const AtomicU32,
+            // The kernel's type for the futex word (Miri checks the variadic argument's type).
+            word.as_ptr(),
             libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
             expected,
             tsp,
@@ -75,7 +76,9 @@ pub(crate) fn wake_all(word: *const AtomicU32) {
     unsafe {
         libc::syscall(
             libc::SYS_futex,
-            word,
+            // `*mut u32`: the kernel's type for the futex word (Miri checks the variadic
+            // argument's type); AtomicU32 has the layout of u32.
+            word.cast::<u32>().cast_mut(),
             libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
             i32::MAX,
         );

@@ -12,7 +12,7 @@
 //! (this process) `read`s 64 bytes in a loop (devfs files are streams: no `pread`). Rounds alternate the servers (7 rounds, the order
 //! rotating); each round measures, per server: 1 client thread (reads/s, per-read latency median
 //! and p99, server CPU time and context switches per read, from `/proc/PID/task/*/schedstat` and
-//! `status`), 2 client threads (reads/s), and everything on CPU 0 (server threads and the client
+//! `status`; the host's steal time from `/proc/stat`), 2 client threads (reads/s), and everything on CPU 0 (server threads and the client
 //! pinned with `sched_setaffinity`; reads/s, latency, server and client CPU per read). Figures
 //! are medians over the rounds; ratios compare each devfs transport with the better peer of the
 //! same run, against the targets of issue 12.
@@ -286,6 +286,25 @@ fn proc_usage(pid: u32) -> Usage {
     }
 }
 
+/// The machine's (steal, total) clock ticks so far, all CPUs (`/proc/stat`): time the host
+/// (hypervisor) ran something else while a vCPU of this machine wanted to run.
+fn host_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<u64> = stat
+        .lines()
+        .find(|l| l.starts_with("cpu "))
+        .map(|l| {
+            l.split_whitespace()
+                .skip(1)
+                .filter_map(|v| v.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    // user nice system idle iowait irq softirq steal (guest time is counted in user already).
+    let total = f.iter().take(8).sum();
+    (f.get(7).copied().unwrap_or(0), total)
+}
+
 /// Pins every thread of process `pid` to CPU 0; returns what to restore.
 fn pin_tasks(pid: u32) -> Vec<(u32, libc::cpu_set_t)> {
     let mut saved = Vec::new();
@@ -454,6 +473,7 @@ fn run_clients(
 ) -> Sample {
     let go = Arc::new(Barrier::new(clients + 1));
     let u0 = proc_usage(pid);
+    let h0 = host_ticks();
     let handles: Vec<_> = (0..clients)
         .map(|i| {
             let op = ops[i];
@@ -505,6 +525,7 @@ fn run_clients(
         client_ns += cpu;
     }
     let u1 = proc_usage(pid);
+    let h1 = host_ticks();
     lats.sort_unstable();
     let pct = |p: f64| {
         lats.get(((lats.len() as f64 * p) as usize).min(lats.len().saturating_sub(1)))
@@ -519,6 +540,7 @@ fn run_clients(
         user_ticks: u1.user_ticks - u0.user_ticks,
         sys_ticks: u1.sys_ticks - u0.sys_ticks,
         client_cpu_us: client_ns as f64 / 1000.0 / reads as f64,
+        steal_pct: 100.0 * (h1.0 - h0.0) as f64 / (h1.1 - h0.1).max(1) as f64,
     }
 }
 
@@ -530,6 +552,8 @@ struct Sample {
     cpu_us: f64,
     cs: f64,
     client_cpu_us: f64,
+    /// The host's steal time, in % of the machine's CPU time during the sample.
+    steal_pct: f64,
     user_ticks: u64,
     sys_ticks: u64,
 }
@@ -548,6 +572,7 @@ struct Rows {
     client_cpu: Vec<f64>,
     one_cpu_med: Vec<f64>,
     one_cpu_client: Vec<f64>,
+    steal: Vec<f64>,
     /// Everything on CPU 0, all rounds together: the server's (user, system) clock ticks.
     one_cpu_ticks: (u64, u64),
 }
@@ -568,7 +593,7 @@ fn median(v: &[f64]) -> f64 {
 
 /// (label, accessor, higher is better)
 type Row = (&'static str, fn(&Rows) -> &Vec<f64>, bool);
-const ROWS: [Row; 11] = [
+const ROWS: [Row; 12] = [
     ("reads/s, 1 client thread", |r| &r.r1, true),
     ("reads/s, 2 client threads", |r| &r.r2, true),
     ("median latency (µs), 1 client", |r| &r.med, false),
@@ -596,6 +621,7 @@ const ROWS: [Row; 11] = [
         |r| &r.one_cpu_client,
         false,
     ),
+    ("host steal, 1 client (% of CPU time)", |r| &r.steal, false),
 ];
 /// Row indices the floor analysis uses.
 const ROW_MEDIAN: usize = 2;
@@ -628,6 +654,9 @@ fn verdict(ratio: f64, target: f64, higher: bool, aa: Option<f64>) -> String {
         _ => format!("MISS{aa_note}"),
     }
 }
+
+/// Host steal (% of CPU time over the run) above which the bench says the host disturbed it.
+const STEAL_WARN_PCT: f64 = 3.0;
 
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -779,6 +808,7 @@ fn main() {
     let floor = Floor::start(&me).expect("the ping-pong process");
     // (pinned, unpinned) samples, one per round.
     let mut floor_rows: [Vec<Sample>; 2] = [Vec::new(), Vec::new()];
+    let run_start = host_ticks();
     for round in 0..rounds {
         // The floor takes its turn in the rotation like a server (position `servers.len()`).
         for k in 0..=servers.len() {
@@ -806,6 +836,7 @@ fn main() {
             r.client_cpu.push(a.client_cpu_us);
             r.one_cpu_med.push(c.median_us);
             r.one_cpu_client.push(c.client_cpu_us);
+            r.steal.push(a.steal_pct);
             r.one_cpu_ticks.0 += c.user_ticks;
             r.one_cpu_ticks.1 += c.sys_ticks;
         }
@@ -854,6 +885,16 @@ fn main() {
             fmed(k, |s| s.cs),
         );
     }
+    let run_end = host_ticks();
+    let steal = 100.0 * (run_end.0 - run_start.0) as f64 / (run_end.1 - run_start.1).max(1) as f64;
+    println!(
+        "  host steal over the whole run: {steal:.1} % of the machine's CPU time{}",
+        if steal > STEAL_WARN_PCT {
+            ": the host took vCPUs away often enough to set the tails and much of the spread; compare the A/A gaps"
+        } else {
+            ""
+        }
+    );
     if peers.is_empty() {
         println!("no peer measured: no ratios");
         return;

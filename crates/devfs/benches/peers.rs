@@ -890,7 +890,7 @@ fn main() {
     println!(
         "  host steal over the whole run: {steal:.1} % of the machine's CPU time{}",
         if steal > STEAL_WARN_PCT {
-            ": the host took vCPUs away often enough to set the tails and much of the spread; compare the A/A gaps"
+            ": enough to lengthen tails and widen the spread of every server; read the ratios beside the A/A gaps and the steal row"
         } else {
             ""
         }

@@ -540,7 +540,7 @@ fn run_clients(
         user_ticks: u1.user_ticks - u0.user_ticks,
         sys_ticks: u1.sys_ticks - u0.sys_ticks,
         client_cpu_us: client_ns as f64 / 1000.0 / reads as f64,
-        steal_pct: 100.0 * (h1.0 - h0.0) as f64 / (h1.1 - h0.1).max(1) as f64,
+        steal_pct: steal_pct(h0, h1),
     }
 }
 
@@ -582,6 +582,11 @@ impl Rows {
     fn one_cpu_sys_share(&self) -> f64 {
         let (u, s) = self.one_cpu_ticks;
         s as f64 / (u + s).max(1) as f64
+    }
+
+    /// The kernel's part of the server's CPU per read on CPU 0 (µs): the system share of it.
+    fn one_cpu_kernel_us(&self) -> f64 {
+        median(&self.one_cpu_cpu) * self.one_cpu_sys_share()
     }
 }
 
@@ -657,6 +662,20 @@ fn verdict(ratio: f64, target: f64, higher: bool, aa: Option<f64>) -> String {
 
 /// Host steal (% of CPU time over the run) above which the bench says the host disturbed it.
 const STEAL_WARN_PCT: f64 = 3.0;
+
+/// The targets of one of our servers (`devfs uring` or `devfs dev`).
+fn targets_of(name: &str) -> &'static [(usize, f64)] {
+    if name.ends_with("uring") {
+        &URING_TARGETS
+    } else {
+        &DEV_TARGETS
+    }
+}
+
+/// The host's steal time between two [`host_ticks`] readings, in % of the CPU time between them.
+fn steal_pct(before: (u64, u64), after: (u64, u64)) -> f64 {
+    100.0 * (after.0 - before.0) as f64 / (after.1 - before.1).max(1) as f64
+}
 
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -886,7 +905,7 @@ fn main() {
         );
     }
     let run_end = host_ticks();
-    let steal = 100.0 * (run_end.0 - run_start.0) as f64 / (run_end.1 - run_start.1).max(1) as f64;
+    let steal = steal_pct(run_start, run_end);
     println!(
         "  host steal over the whole run: {steal:.1} % of the machine's CPU time{}",
         if steal > STEAL_WARN_PCT {
@@ -917,12 +936,7 @@ fn main() {
     );
     for &ours_name in &ours {
         let Some(o) = idx(ours_name) else { continue };
-        let targets: &[(usize, f64)] = if ours_name.ends_with("uring") {
-            &URING_TARGETS
-        } else {
-            &DEV_TARGETS
-        };
-        for &(row, target) in targets {
+        for &(row, target) in targets_of(ours_name) {
             let (label, get, higher) = ROWS[row];
             let best = peers
                 .iter()
@@ -998,7 +1012,7 @@ fn main() {
     print!("    one CPU, server CPU per read in the kernel (system share of tick samples over all rounds):");
     let mut kern = (usize::MAX, f64::MAX);
     for (i, r) in rows.iter().enumerate() {
-        let k = median(&r.one_cpu_cpu) * r.one_cpu_sys_share();
+        let k = r.one_cpu_kernel_us();
         print!(
             " {} {k:.2} µs ({:.0} %, {} ticks)",
             names[i],
@@ -1054,8 +1068,11 @@ fn main() {
     for (name, o) in ours.iter().filter_map(|n| idx(n).map(|o| (*n, o))) {
         let r = &rows[o];
         let client = med(o, ROW_ONE_CPU_CLIENT);
-        let kernel = median(&r.one_cpu_cpu) * r.one_cpu_sys_share();
-        let target = if name.ends_with("uring") { 0.7 } else { 1.0 };
+        let kernel = r.one_cpu_kernel_us();
+        let target = targets_of(name)
+            .iter()
+            .find(|t| t.0 == ROW_MEDIAN)
+            .map_or(f64::NAN, |t| t.1);
         let b = client + kernel;
         println!(
             "    {name}: a same-CPU round trip over its transport takes at least its client's CPU {client:.2} + the kernel's work for its server {kernel:.2} = {b:.2} µs with no server code at all: {:.2}x the better peer's median (target {target:.1}x: {})",

@@ -56,7 +56,7 @@ step "core with track-holders"
 run cargo test -p revocable --features track-holders
 
 step "loom models of the core protocol"
-RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom run cargo test -p revocable --release --test loom
+RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom run cargo test -p revocable --release --lib --test loom
 
 step "Miri on the core tests"
 MIRIFLAGS="-Zmiri-disable-isolation" CARGO_TARGET_DIR=target/miri run cargo +nightly miri test -p revocable

@@ -13,8 +13,12 @@
 //!   multi-threaded process must be.
 //!
 //! What other threads were doing at the fork is lost with them: a line lock one of them held
-//! stays taken in the child (the exit handling and the sweep only `try_lock`, so such a line is
-//! kept, not reclaimed); revocations they had won but not finished never finish; a process-wide
+//! stays taken in the child (the exit handling, the sweep and a new thread's claim only
+//! `try_lock`, so such a line is kept, not reclaimed, and never handed to a thread; a
+//! `RevokeTimeout` report waits for it 50 ms, then names that line's owner as unknown); a line
+//! one of them was claiming at the fork stays claimed by nobody, for good (its owner unknown,
+//! so the sweep never finds its thread gone); revocations they had won but not finished never
+//! finish; a process-wide
 //! one-time initialisation they were inside (the barrier's probe, the pthread key) never
 //! completes, and the child's first access waits for it; a revocation handed over to a holder
 //! that was another thread is finished by whoever waits for it in the child (a waiting revoke

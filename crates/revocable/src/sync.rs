@@ -1,8 +1,8 @@
 //! The synchronisation shim: `loom`'s model types under `--cfg loom`, the real ones otherwise.
 //!
 //! Everything in this crate that another thread can observe goes through these names, so that
-//! `RUSTFLAGS="--cfg loom" cargo test -p revocable --release --test loom` checks every interleaving of
-//! the protocol. `UnsafeCell` is deliberately *not* shimmed: the only cells are the resource itself
+//! `RUSTFLAGS="--cfg loom" cargo test -p revocable --release --lib --test loom` checks every
+//! interleaving of the protocol. `UnsafeCell` is deliberately *not* shimmed: the only cells are the resource itself
 //! (whose data races the loom tests detect with a loom cell *inside* the test resource) and
 //! owner-only bookkeeping.
 

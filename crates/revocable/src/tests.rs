@@ -501,6 +501,105 @@ fn exit_during_a_report_is_still_reported_as_exit() {
     );
 }
 
+/// A free line whose owner lock is taken (a report still copying the owner of a line handed
+/// back since it looked, or, in a fork's child, a lock a parent thread held at the fork, which
+/// stays taken for good) is skipped by new threads rather than waited for.
+#[test]
+fn registration_skips_a_free_line_whose_owner_lock_is_taken() {
+    let _serial = many_threads();
+    let r = &Revocable::new(7u8);
+    // A line handed back: its thread ran one access and exited. Another test's thread may claim
+    // it before we take its lock; once we hold the lock and it is still free, none can.
+    let (line, taken) = (0..100)
+        .find_map(|_| {
+            let line = std::thread::scope(|s| {
+                s.spawn(|| {
+                    drop(r.try_access().unwrap());
+                    registry::TestLine::of_this_thread()
+                })
+                .join()
+                .unwrap()
+            });
+            let taken = line.lock_owner();
+            (line.state() == (false, false)).then_some((line, taken))
+        })
+        .expect("a handed-back line stays free for a moment");
+    let skips = registry::CLAIM_LOCK_SKIPS.load(std::sync::atomic::Ordering::Relaxed);
+    let (lines, _) = registry::record_stats();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let stop_rx = std::sync::Mutex::new(stop_rx);
+    std::thread::scope(|s| {
+        // Moved in, so that a failing assertion unwinds them before the scope joins its threads.
+        let (taken, stop_tx) = (taken, stop_tx);
+        // Threads that register and stay, one at a time, until the registry grows: the claim
+        // that grew it found every line taken, so it passed our free line, whose lock is taken.
+        // Bounded: a block's worth of threads more than there were lines forces a new block.
+        let mut alive = 0;
+        while registry::record_stats().0 == lines && alive <= lines + 64 {
+            let (tx, stop_rx) = (tx.clone(), &stop_rx);
+            s.spawn(move || {
+                drop(r.try_access().unwrap());
+                tx.send(registry::TestLine::of_this_thread()).unwrap();
+                let _ = stop_rx.lock().unwrap().recv();
+            });
+            alive += 1;
+            let got = rx
+                .recv_timeout(Duration::from_secs(10))
+                .expect("a thread's registration waited for a taken owner lock");
+            // No claim, of this test or another, can return the line while we hold its lock.
+            assert!(
+                !got.is(line),
+                "a thread was given a line whose owner lock is taken"
+            );
+        }
+        assert!(
+            registry::CLAIM_LOCK_SKIPS.load(std::sync::atomic::Ordering::Relaxed) > skips,
+            "no claim passed the free line with a taken lock ({alive} threads registered)"
+        );
+        assert_eq!(
+            line.state(),
+            (false, false),
+            "the line was passed, and left free"
+        );
+        drop(stop_tx);
+        drop(taken);
+    });
+}
+
+/// A report that finds a holder's owner lock taken for longer than any holder keeps it (in a
+/// fork's child: a lock a parent thread held at the fork) names the owner as unknown after a
+/// bounded wait rather than waiting for good.
+#[test]
+fn a_report_does_not_wait_for_good_for_a_taken_owner_lock() {
+    let _serial = many_threads();
+    let r = &Revocable::new(8u8);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let g = r.try_access().unwrap();
+            tx.send(registry::TestLine::of_this_thread()).unwrap();
+            let _ = go_rx.recv();
+            drop(g);
+        });
+        let line = rx.recv().unwrap();
+        let taken = line.lock_owner();
+        let (report_tx, report_rx) = std::sync::mpsc::channel();
+        s.spawn(move || report_tx.send(r.holders()).unwrap());
+        let report = report_rx.recv_timeout(Duration::from_secs(10));
+        // Released before any assertion, so that a failure cannot leave the scope waiting.
+        drop((taken, go_tx));
+        let h = report.expect("a report waited for good for a taken owner lock");
+        assert_eq!(h.len(), 1);
+        assert!(
+            h[0].thread_id().starts_with("unknown thread") && !h[0].is_send_guard(),
+            "{}",
+            h[0]
+        );
+    });
+}
+
 /// A thread that exits with nothing announced while a report holds its line's owner lock waits
 /// for the report (which holds it only to copy the owner) and hands its line back, rather than
 /// orphaning a clean line that only a sweep, and only where the OS can say the thread is gone

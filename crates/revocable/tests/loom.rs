@@ -1,5 +1,5 @@
 //! loom models of the core protocol. Run with
-//! `RUSTFLAGS="--cfg loom" cargo test -p revocable --release --test loom`.
+//! `RUSTFLAGS="--cfg loom" cargo test -p revocable --release --lib --test loom`.
 //!
 //! loom does not model membarrier or IPIs: under `cfg(loom)` both the light and the heavy barrier
 //! are `fence(SeqCst)` (see `barrier`), and a futex wait is a yield loop whose deadline expires at
@@ -32,6 +32,8 @@ impl Res {
         }
     }
     fn read(&self) {
+        // SAFETY: loom checks this read against the drop's write; the protocol orders it
+        // before the drop, and a model fails when it does not.
         self.cell
             .with(|p| assert_eq!(unsafe { *p }, 7, "use after drop"));
     }
@@ -39,6 +41,7 @@ impl Res {
 
 impl Drop for Res {
     fn drop(&mut self) {
+        // SAFETY: `&mut self`: no other reference to the cell exists.
         self.cell.with_mut(|p| unsafe { *p = 0 });
         self.drops.fetch_add(1, Ordering::SeqCst);
     }

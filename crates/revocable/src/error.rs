@@ -108,8 +108,11 @@ impl Holder {
     ///
     /// Not the Rust `ThreadId`: the crate records who owns its slots without asking std for the
     /// current thread, which panics during thread teardown, where accesses are allowed too.
-    /// `unknown thread (…)` when that record stayed locked for 50 ms while the report was built
-    /// (in a `fork`'s child: a lock that another thread of the parent held at the fork).
+    /// Otherwise: `Send-guard pool` for a Send guard; `unknown thread` where the kernel's thread
+    /// id cannot be asked (Miri, not Linux); `unknown thread (its line's record stayed locked)`
+    /// when the record stayed locked through the report's ~50 ms wait (its holder kept off its
+    /// CPU that long, or in a `fork`'s child a lock that another thread of the parent held at
+    /// the fork).
     pub fn thread_id(&self) -> &str {
         &self.thread_id
     }

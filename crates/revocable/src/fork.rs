@@ -15,7 +15,8 @@
 //! What other threads were doing at the fork is lost with them: a line lock one of them held
 //! stays taken in the child (the exit handling, the sweep and a new thread's claim only
 //! `try_lock`, so such a line is kept, not reclaimed, and never handed to a thread; a
-//! `RevokeTimeout` report waits for it 50 ms, then names that line's owner as unknown); a line
+//! report (`RevokeTimeout`, `holders()`) waits for it about 50 ms, once per line, then names
+//! that line's holders' thread as unknown); a line
 //! one of them was claiming at the fork stays claimed by nobody, for good (its owner unknown,
 //! so the sweep never finds its thread gone); revocations they had won but not finished never
 //! finish; a process-wide

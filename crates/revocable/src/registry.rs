@@ -655,9 +655,9 @@ fn release(c: Claim) {
     }
 }
 
-/// Calls `attempt` until it returns `Some`, for at most `wait` (a few yields, then 1 ms sleeps,
-/// which also let a holder of a lower scheduling class run on this CPU); `None` once `wait` has
-/// passed. For the line locks, which their holders keep only briefly but which, in a fork's
+/// Calls `attempt` until it returns `Some`: at least once, then for about `wait` (a few yields,
+/// then 1 ms sleeps, which also let a holder of a lower scheduling class run on this CPU; the
+/// last sleep may run over by ~1 ms plus timer slack); `None` once `wait` has passed. For the line locks, which their holders keep only briefly but which, in a fork's
 /// child, stay taken for good when a parent thread held them at the fork: every wait for one
 /// must be bounded.
 fn retry_for<R>(wait: std::time::Duration, mut attempt: impl FnMut() -> Option<R>) -> Option<R> {
@@ -966,6 +966,19 @@ impl PoolSlot {
     }
 }
 
+/// The owner of every Send-guard pool line.
+fn pool_owner() -> Owner {
+    Owner {
+        name: None,
+        id: String::from("Send-guard pool"),
+        os_tid: None,
+        pooled: true,
+    }
+}
+
+/// A report's name for a holder whose line's owner record stayed locked through its wait.
+pub(crate) const UNKNOWN_OWNER: &str = "unknown thread (its line's record stayed locked)";
+
 /// Claims a line for the Send-guard pool and appends its [`INLINE`] slots to `out`. The line is
 /// claimed for good: it is scanned like any thread's line and reported as pooled.
 #[cold]
@@ -974,12 +987,7 @@ pub(crate) fn claim_pool_line(out: &mut Vec<PoolSlot>) {
     crate::fork::arm();
     let (claim, mut owner) = claim_line();
     claim.block.pooled.fetch_or(claim.bit(), Ordering::Relaxed);
-    *owner = Owner {
-        name: None,
-        id: String::from("Send-guard pool"),
-        os_tid: None,
-        pooled: true,
-    };
+    *owner = pool_owner();
     drop(owner);
     for i in 0..INLINE {
         out.push(PoolSlot {
@@ -1075,29 +1083,37 @@ pub(crate) struct Seen {
 pub(crate) fn holders(id: u64) -> Vec<Seen> {
     let mut out = Vec::new();
     for_each_claim(|c| {
+        // The line's owner lock stayed taken through one wait already: do not wait again.
+        let mut stuck = false;
         c.for_each_slot(|s, _m| {
             if s.load(Ordering::Acquire) == id {
                 // The orphaned bit, not a field of the owner: thread exit does not wait long for
                 // the owner lock (a report may hold it), so the bit is all it may have set. Read
                 // under that lock, as `hand_back` clears it, so the two describe one owner; and
                 // the slot again, since the line may have changed hands while we waited.
-                // Bounded: in a fork's child the lock may be one a parent thread held.
-                let locked = retry_for(LOCK_WAIT, || try_lock(&c.cold().owner));
-                let (owner, exited) = match locked {
-                    Some(g) => {
-                        if s.load(Ordering::Acquire) != id {
-                            return;
-                        }
-                        let bit = c.block.orphaned.load(Ordering::Relaxed) & c.bit() != 0;
-                        (g.clone(), bit)
-                    }
+                // Bounded: in a fork's child the lock may be one a parent thread held. A pool
+                // line's owner is written once, before any of its slots is used: no lock.
+                let pooled = c.block.pooled.load(Ordering::Relaxed) & c.bit() != 0;
+                let locked = if pooled || stuck {
+                    None
+                } else {
+                    retry_for(LOCK_WAIT, || try_lock(&c.cold().owner))
+                };
+                stuck |= locked.is_none() && !pooled;
+                if s.load(Ordering::Acquire) != id {
+                    return;
+                }
+                let orphaned = || c.block.orphaned.load(Ordering::Relaxed) & c.bit() != 0;
+                let (owner, exited, known) = match locked {
+                    Some(g) => (g.clone(), orphaned(), true),
+                    None if pooled => (pool_owner(), false, true),
                     None => (
                         Owner {
-                            id: String::from("unknown thread (its line's record stayed locked)"),
-                            pooled: c.block.pooled.load(Ordering::Relaxed) & c.bit() != 0,
+                            id: String::from(UNKNOWN_OWNER),
                             ..Owner::default()
                         },
-                        c.block.orphaned.load(Ordering::Relaxed) & c.bit() != 0,
+                        orphaned(),
+                        false,
                     ),
                 };
                 #[cfg(feature = "track-holders")]
@@ -1115,8 +1131,9 @@ pub(crate) fn holders(id: u64) -> Vec<Seen> {
                 };
                 #[cfg(not(feature = "track-holders"))]
                 let since = None;
-                // Unknown (Miri): an orphaned line's thread counts as gone, as before the sweep.
-                let gone = exited && thread_alive(owner.os_tid) != Some(true);
+                // Unknown (Miri): an orphaned line's thread counts as gone, as before the sweep;
+                // but not when the owner itself is unknown: then it is said to be exiting.
+                let gone = exited && known && thread_alive(owner.os_tid) != Some(true);
                 out.push(Seen {
                     owner,
                     exited,
@@ -1320,6 +1337,7 @@ mod loom_models {
             let (c, owner) = claim_line();
             drop(owner);
             if ptr::eq(c.line(), line.line()) {
+                GOT_THE_LINE.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
                 for s in &c.line().slots {
                     assert_eq!(
                         s.load(Ordering::Relaxed),
@@ -1331,7 +1349,14 @@ mod loom_models {
             other.join().unwrap();
             previous.join().unwrap();
         });
+        assert!(
+            GOT_THE_LINE.load(core::sync::atomic::Ordering::Relaxed) > 0,
+            "no explored interleaving gave main the previous owner's line"
+        );
     }
+
+    /// How often main's claim got the previous owner's line in the model above.
+    static GOT_THE_LINE: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
 
     /// One model at a time, so that each counts only its own passes.
     static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());

@@ -657,9 +657,9 @@ fn release(c: Claim) {
 
 /// Calls `attempt` until it returns `Some`: at least once, then for about `wait` (a few yields,
 /// then 1 ms sleeps, which also let a holder of a lower scheduling class run on this CPU; the
-/// last sleep may run over by ~1 ms plus timer slack); `None` once `wait` has passed. For the line locks, which their holders keep only briefly but which, in a fork's
-/// child, stay taken for good when a parent thread held them at the fork: every wait for one
-/// must be bounded.
+/// last sleep may run over by ~1 ms plus timer slack); `None` once `wait` has passed. For the
+/// line locks, which their holders keep only briefly but which, in a fork's child, stay taken
+/// for good when a parent thread held them at the fork: every wait for one must be bounded.
 fn retry_for<R>(wait: std::time::Duration, mut attempt: impl FnMut() -> Option<R>) -> Option<R> {
     let mut start = None;
     for tries in 0.. {

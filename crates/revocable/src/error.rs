@@ -110,9 +110,10 @@ impl Holder {
     /// current thread, which panics during thread teardown, where accesses are allowed too.
     /// Otherwise: `Send-guard pool` for a Send guard; `unknown thread` where the kernel's thread
     /// id cannot be asked (Miri, not Linux); `unknown thread (its line's record stayed locked)`
-    /// when the record stayed locked through the report's ~50 ms wait (its holder kept off its
-    /// CPU that long, or in a `fork`'s child a lock that another thread of the parent held at
-    /// the fork).
+    /// when the record stayed locked through the report's ~50 ms wait (the lock's holder, which
+    /// is a report, registration or thread exit, kept off its CPU that long, or in a `fork`'s
+    /// child a lock that another thread of the parent held at the fork). A report waits once
+    /// per thread: the thread's further holders get one more try each, without a wait.
     pub fn thread_id(&self) -> &str {
         &self.thread_id
     }

@@ -38,11 +38,9 @@
 //!   bit before its first announcement and clears it only after checking every slot is zero.
 //! * The list of blocks and each line's chain of overflow chunks only grow; nodes are `'static`.
 
-use core::ptr;
-use std::sync::Mutex;
-
 use crate::barrier;
-use crate::sync::{fence, AtomicPtr, AtomicU64, Ordering};
+use crate::sync::{fence, AtomicPtr, AtomicU64, Mutex, MutexGuard, Ordering};
+use core::ptr;
 
 /// Slots in a thread's line: one 64-byte cache line. Two under loom, so that its models reach
 /// the overflow path with few accesses.
@@ -461,7 +459,7 @@ fn register() -> Claim {
 /// the lock of a line handed back since it looked (briefly), and in a fork's child a lock that
 /// a parent thread held at the fork stays taken for good, so waiting there would hang the
 /// child's thread. The skipped line stays free for a later claim.
-fn claim_line() -> (Claim, std::sync::MutexGuard<'static, Owner>) {
+fn claim_line() -> (Claim, MutexGuard<'static, Owner>) {
     let reg = registry();
     let mut p = reg.head.load(Ordering::Acquire);
     while !p.is_null() {
@@ -596,11 +594,7 @@ pub(crate) fn sweep_orphans() {
 
 /// Hands an all-zero line back for the next thread to claim: its bookkeeping reset and every
 /// mask bit cleared, `used` last. The caller holds the line's two locks (passed in).
-fn hand_back(
-    c: Claim,
-    mut owner: std::sync::MutexGuard<'_, Owner>,
-    mut deep: std::sync::MutexGuard<'_, Deep>,
-) {
+fn hand_back(c: Claim, mut owner: MutexGuard<'_, Owner>, mut deep: MutexGuard<'_, Deep>) {
     *owner = Owner::default();
     deep.live = 0;
     drop(deep);
@@ -613,7 +607,7 @@ fn hand_back(
 }
 
 /// `try_lock`, seeing through poisoning.
-fn try_lock<T>(m: &Mutex<T>) -> Option<std::sync::MutexGuard<'_, T>> {
+fn try_lock<T>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
     match m.try_lock() {
         Ok(g) => Some(g),
         Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
@@ -684,6 +678,11 @@ fn retry_for<R>(wait: std::time::Duration, mut attempt: impl FnMut() -> Option<R
 pub(crate) static CLAIM_LOCK_SKIPS: core::sync::atomic::AtomicUsize =
     core::sync::atomic::AtomicUsize::new(0);
 
+/// Tests: how often a report's bounded wait for a holder's owner lock ran out.
+#[cfg(test)]
+pub(crate) static REPORT_WAITS_RUN_OUT: core::sync::atomic::AtomicUsize =
+    core::sync::atomic::AtomicUsize::new(0);
+
 /// Tests: how often thread exit found a line's locks taken.
 #[cfg(test)]
 pub(crate) static EXIT_LOCK_MISSES: core::sync::atomic::AtomicUsize =
@@ -692,7 +691,8 @@ pub(crate) static EXIT_LOCK_MISSES: core::sync::atomic::AtomicUsize =
 /// How long thread exit and reports keep trying for a line's locks: far longer than a holder
 /// keeps them while it runs. Past it, exit leaves the line orphaned (the sweep reclaims it where
 /// the OS says whether a thread exists) and a report names the owner as unknown. Zero (one try)
-/// under loom: the model cannot run the holder of a std mutex while this thread yields to the OS.
+/// under loom: `retry_for` yields and sleeps through the OS, which loom does not model, so one
+/// try stands for a wait that ran out.
 #[cfg(not(loom))]
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 #[cfg(loom)]
@@ -986,7 +986,10 @@ pub(crate) fn claim_pool_line(out: &mut Vec<PoolSlot>) {
     barrier::init();
     crate::fork::arm();
     let (claim, mut owner) = claim_line();
-    claim.block.pooled.fetch_or(claim.bit(), Ordering::Relaxed);
+    // Release: a report that sees this bit (Acquire) skips the owner lock, and so must see every
+    // write the line's previous owner made before its hand-back (its retracted slots), which
+    // this thread's Acquire claim saw.
+    claim.block.pooled.fetch_or(claim.bit(), Ordering::Release);
     *owner = pool_owner();
     drop(owner);
     for i in 0..INLINE {
@@ -1091,13 +1094,25 @@ pub(crate) fn holders(id: u64) -> Vec<Seen> {
                 // the owner lock (a report may hold it), so the bit is all it may have set. Read
                 // under that lock, as `hand_back` clears it, so the two describe one owner; and
                 // the slot again, since the line may have changed hands while we waited.
-                // Bounded: in a fork's child the lock may be one a parent thread held. A pool
-                // line's owner is written once, before any of its slots is used: no lock.
-                let pooled = c.block.pooled.load(Ordering::Relaxed) & c.bit() != 0;
-                let locked = if pooled || stuck {
+                // Bounded: in a fork's child the lock may be one a parent thread held, and once
+                // per line: a line whose lock outlasted one wait gets one more try per holder.
+                // A pool line needs no lock: its owner is a constant, and its bit is set once,
+                // after its claim, and never cleared. Acquire: pairs with the Release that sets
+                // it, so the re-check below sees the retracted slots of the line's owner before
+                // the pool (which the lock gave us on the other path); with a Relaxed load a
+                // stale announcement of that thread was named a Send guard (a loom model below).
+                let pooled = c.block.pooled.load(Ordering::Acquire) & c.bit() != 0;
+                let locked = if pooled {
                     None
+                } else if stuck {
+                    try_lock(&c.cold().owner)
                 } else {
-                    retry_for(LOCK_WAIT, || try_lock(&c.cold().owner))
+                    let got = retry_for(LOCK_WAIT, || try_lock(&c.cold().owner));
+                    #[cfg(test)]
+                    if got.is_none() {
+                        REPORT_WAITS_RUN_OUT.fetch_add(1, Ordering::Relaxed);
+                    }
+                    got
                 };
                 stuck |= locked.is_none() && !pooled;
                 if s.load(Ordering::Acquire) != id {
@@ -1219,7 +1234,7 @@ impl TestLine {
         ptr::eq(self.0.block, other.0.block) && self.0.index == other.0.index
     }
     /// Takes the lock a report holds while it copies the line's owner.
-    pub(crate) fn lock_owner(self) -> std::sync::MutexGuard<'static, Owner> {
+    pub(crate) fn lock_owner(self) -> MutexGuard<'static, Owner> {
         self.0
             .cold()
             .owner
@@ -1234,6 +1249,19 @@ impl TestLine {
             self.0.block.orphaned.load(Ordering::Relaxed) & bit != 0,
         )
     }
+}
+
+/// Tests: takes the owner lock of every pooled line (as a report holds one while it copies
+/// the owner), waiting for none.
+#[cfg(all(test, not(loom)))]
+pub(crate) fn lock_pool_owners() -> Vec<MutexGuard<'static, Owner>> {
+    let mut out = Vec::new();
+    for_each_claim(|c| {
+        if c.block.pooled.load(Ordering::Acquire) & c.bit() != 0 {
+            out.extend(try_lock(&c.cold().owner));
+        }
+    });
+    out
 }
 
 /// Tests: orphans this thread's line and forgets it, as if its exit handling never ran.
@@ -1281,18 +1309,8 @@ mod loom_models {
         model_passing(|| {
             // Line 0 claimed and handed back, as a thread's exit does.
             let (line, owner) = claim_line();
-            drop(owner);
-            line.block.used.fetch_and(!line.bit(), Ordering::Release);
-            let reporter = loom::thread::spawn(move || {
-                if let Some(g) = try_lock(&line.cold().owner) {
-                    // A point inside the hold where the claims may run. loom does not see the
-                    // std mutex, and interleaves other threads only before an operation that
-                    // conflicts with theirs; a load of `used` does not make it (found by
-                    // counting skips), an RMW that changes nothing does.
-                    let _ = line.block.used.fetch_or(0, Ordering::Relaxed);
-                    drop(g);
-                }
-            });
+            hand_back(line, owner, lock(&line.cold().deep));
+            let reporter = loom::thread::spawn(move || report_hold(line));
             let claimers: Vec<_> = (0..2)
                 .map(|_| {
                     loom::thread::spawn(|| {
@@ -1312,32 +1330,31 @@ mod loom_models {
     }
 
     /// The claim that takes a line after another claim passed it (its lock taken by a report
-    /// just after the hand-back) still synchronises with the line's previous owner: the passing
-    /// claim's Relaxed give-back continues the release sequence of the hand-back, so the new
-    /// owner reads none of the previous owner's announcements (checked: a Relaxed hand-back,
-    /// a Relaxed claim, or a give-back as a load then a store fails it).
+    /// just after the hand-back) still synchronises with the line's previous owner, so the new
+    /// owner reads none of the previous owner's announcements. Two orderings give it: the
+    /// claim's Acquire on `used`, whose release sequence (the hand-back's) the passing claim's
+    /// Relaxed give-back continues, and the owner lock, which the hand-back releases and every
+    /// claim takes. With the lock modelled, weakening one of the atomics alone no longer fails
+    /// this model (it did while loom saw only the atomics); a give-back as a load then a store
+    /// fails the model above.
     #[test]
     fn a_claim_after_a_pass_synchronises_with_the_previous_owner() {
         model_passing(|| {
             let (line, owner) = claim_line();
             drop(owner);
             let previous = loom::thread::spawn(move || {
-                let slot = &line.line().slots[0];
-                slot.store(5, Ordering::Relaxed);
-                slot.store(0, Ordering::Release);
-                line.block.used.fetch_and(!line.bit(), Ordering::Release);
-                // A report takes the owner lock of the line now free (see the model above for
-                // the RMW).
-                if let Some(g) = try_lock(&line.cold().owner) {
-                    let _ = line.block.used.fetch_or(0, Ordering::Relaxed);
-                    drop(g);
-                }
+                hold_5_then_hand_back(line);
+                // A report takes the owner lock of the line now free.
+                report_hold(line);
             });
             let other = loom::thread::spawn(|| drop(claim_line()));
+            let skips = CLAIM_LOCK_SKIPS.load(core::sync::atomic::Ordering::Relaxed);
             let (c, owner) = claim_line();
             drop(owner);
             if ptr::eq(c.line(), line.line()) {
-                GOT_THE_LINE.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+                if CLAIM_LOCK_SKIPS.load(core::sync::atomic::Ordering::Relaxed) > skips {
+                    GOT_THE_LINE_AFTER_A_PASS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+                }
                 for s in &c.line().slots {
                     assert_eq!(
                         s.load(Ordering::Relaxed),
@@ -1350,13 +1367,61 @@ mod loom_models {
             previous.join().unwrap();
         });
         assert!(
-            GOT_THE_LINE.load(core::sync::atomic::Ordering::Relaxed) > 0,
-            "no explored interleaving gave main the previous owner's line"
+            GOT_THE_LINE_AFTER_A_PASS.load(core::sync::atomic::Ordering::Relaxed) > 0,
+            "no explored interleaving gave main the previous owner's line after a pass"
         );
     }
 
-    /// How often main's claim got the previous owner's line in the model above.
-    static GOT_THE_LINE: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+    /// How often main's claim in the model above got the previous owner's line while another
+    /// claim passed a held line.
+    static GOT_THE_LINE_AFTER_A_PASS: core::sync::atomic::AtomicUsize =
+        core::sync::atomic::AtomicUsize::new(0);
+
+    /// A report that finds a stale announcement on a line that has since become a pool line
+    /// does not name a Send guard: a thread announces 5, retracts it and hands its line back,
+    /// another claims that line for the pool, and a report looks for 5 meanwhile. The report
+    /// may name the thread (it held 5 while the report looked), never the pool (checked: a
+    /// Relaxed `pooled` bit, set or loaded, fails it).
+    #[test]
+    fn a_report_names_no_pool_holder_for_a_stale_announcement() {
+        loom::model(|| {
+            let (line, owner) = claim_line();
+            drop(owner);
+            let previous = loom::thread::spawn(move || hold_5_then_hand_back(line));
+            let pool = loom::thread::spawn(|| claim_pool_line(&mut Vec::new()));
+            for h in holders(5) {
+                assert!(
+                    !h.owner.pooled,
+                    "a Send guard named for a stale announcement"
+                );
+            }
+            previous.join().unwrap();
+            pool.join().unwrap();
+        });
+    }
+
+    /// A report's hold of `line`'s owner lock, with a point inside it where the claims may
+    /// run: loom schedules another thread only before an operation that conflicts with one of
+    /// theirs, which neither the unlock nor a load of `used` is (found by counting skips), and
+    /// an RMW that changes nothing is.
+    fn report_hold(line: Claim) {
+        if let Some(g) = try_lock(&line.cold().owner) {
+            let _ = line.block.used.fetch_or(0, Ordering::Relaxed);
+            drop(g);
+        }
+    }
+
+    /// The line's owner announces resource 5, retracts it and hands the line back.
+    fn hold_5_then_hand_back(line: Claim) {
+        let slot = &line.line().slots[0];
+        slot.store(5, Ordering::Relaxed);
+        slot.store(0, Ordering::Release);
+        hand_back(line, lock(&line.cold().owner), lock(&line.cold().deep));
+    }
+
+    fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+        m.lock().unwrap()
+    }
 
     /// One model at a time, so that each counts only its own passes.
     static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());

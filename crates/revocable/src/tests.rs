@@ -614,6 +614,57 @@ fn a_report_does_not_wait_for_good_for_a_taken_owner_lock() {
     });
 }
 
+/// A report waits for a line's owner lock once per line, not once per announcement: two
+/// nested accesses on a line whose lock stays taken are both named unknown after one wait.
+#[test]
+fn a_report_waits_once_per_line_for_a_taken_owner_lock() {
+    let _serial = many_threads();
+    let r = &Revocable::new(9u8);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let outer = r.try_access().unwrap();
+            let inner = r.try_access().unwrap();
+            tx.send(registry::TestLine::of_this_thread()).unwrap();
+            let _ = go_rx.recv();
+            drop((inner, outer));
+        });
+        let line = rx.recv().unwrap();
+        let taken = line.lock_owner();
+        let waits = registry::REPORT_WAITS_RUN_OUT.load(std::sync::atomic::Ordering::Relaxed);
+        let h = r.holders();
+        let waited =
+            registry::REPORT_WAITS_RUN_OUT.load(std::sync::atomic::Ordering::Relaxed) - waits;
+        drop((taken, go_tx));
+        assert_eq!(h.len(), 2, "{h:?}");
+        assert!(
+            h.iter().all(|h| h.thread_id() == registry::UNKNOWN_OWNER),
+            "{h:?}"
+        );
+        assert_eq!(waited, 1, "waits that ran out for one line's lock");
+    });
+}
+
+/// A Send guard's pool line needs no owner lock to be named: a report names it while that lock
+/// is taken, without waiting.
+#[test]
+fn a_report_names_a_send_guard_while_its_pool_lines_are_locked() {
+    let _serial = many_threads();
+    let r = Revocable::new(10u8);
+    let g = r.try_access_send().unwrap();
+    let taken = registry::lock_pool_owners();
+    assert!(!taken.is_empty(), "no pool line to lock");
+    let waits = registry::REPORT_WAITS_RUN_OUT.load(std::sync::atomic::Ordering::Relaxed);
+    let h = r.holders();
+    let waited = registry::REPORT_WAITS_RUN_OUT.load(std::sync::atomic::Ordering::Relaxed) - waits;
+    drop(taken);
+    drop(g);
+    assert_eq!(h.len(), 1, "{h:?}");
+    assert!(h[0].is_send_guard(), "{}", h[0]);
+    assert_eq!(waited, 0, "a report waited for a pool line's lock");
+}
+
 /// A thread that exits with nothing announced while a report holds its line's owner lock waits
 /// for the report (which holds it only to copy the owner) and hands its line back, rather than
 /// orphaning a clean line that only a sweep, and only where the OS can say the thread is gone

@@ -113,7 +113,8 @@ impl Holder {
     /// when the record stayed locked through the report's ~50 ms wait (the lock's holder, which
     /// is a report, registration or thread exit, kept off its CPU that long, or in a `fork`'s
     /// child a lock that another thread of the parent held at the fork). A report waits once
-    /// per thread: the thread's further holders get one more try each, without a wait.
+    /// per record (a thread's, within one report): that thread's further holders get one more
+    /// try each, without a wait.
     pub fn thread_id(&self) -> &str {
         &self.thread_id
     }

@@ -470,7 +470,8 @@ fn claim_line() -> (Claim, MutexGuard<'static, Owner>) {
         let mut used = block.used.load(Ordering::Relaxed);
         while used | skipped != FULL {
             let index = (!(used | skipped)).trailing_zeros() as usize;
-            // Acquire: the previous owner's last writes (slots all zero) happen before ours.
+            // Acquire: the previous owner's last writes (slots all zero) happen before ours
+            // (the owner lock, taken next and released by the hand-back, orders them too).
             match block.used.compare_exchange_weak(
                 used,
                 used | 1 << index,
@@ -602,7 +603,7 @@ fn hand_back(c: Claim, mut owner: MutexGuard<'_, Owner>, mut deep: MutexGuard<'_
     c.block.overflowed.fetch_and(!c.bit(), Ordering::Release);
     drop(owner);
     // Release: the line's last writes (all slots zero) happen before the next owner's Acquire
-    // claim.
+    // claim (and before its lock of `owner`, just released).
     c.block.used.fetch_and(!c.bit(), Ordering::Release);
 }
 
@@ -682,6 +683,20 @@ pub(crate) static CLAIM_LOCK_SKIPS: core::sync::atomic::AtomicUsize =
 #[cfg(test)]
 pub(crate) static REPORT_WAITS_RUN_OUT: core::sync::atomic::AtomicUsize =
     core::sync::atomic::AtomicUsize::new(0);
+
+/// Tests: while set, a report whose wait ran out stays there (up to 10 s) before it goes on.
+#[cfg(test)]
+pub(crate) static REPORT_HOLD_AFTER_RUN_OUT: core::sync::atomic::AtomicBool =
+    core::sync::atomic::AtomicBool::new(false);
+
+#[cfg(test)]
+fn hold_after_run_out() {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while REPORT_HOLD_AFTER_RUN_OUT.load(Ordering::Acquire) && std::time::Instant::now() < deadline
+    {
+        std::thread::yield_now();
+    }
+}
 
 /// Tests: how often thread exit found a line's locks taken.
 #[cfg(test)]
@@ -988,7 +1003,7 @@ pub(crate) fn claim_pool_line(out: &mut Vec<PoolSlot>) {
     let (claim, mut owner) = claim_line();
     // Release: a report that sees this bit (Acquire) skips the owner lock, and so must see every
     // write the line's previous owner made before its hand-back (its retracted slots), which
-    // this thread's Acquire claim saw.
+    // this thread's Acquire claim and its lock of `owner` saw.
     claim.block.pooled.fetch_or(claim.bit(), Ordering::Release);
     *owner = pool_owner();
     drop(owner);
@@ -1111,6 +1126,7 @@ pub(crate) fn holders(id: u64) -> Vec<Seen> {
                     #[cfg(test)]
                     if got.is_none() {
                         REPORT_WAITS_RUN_OUT.fetch_add(1, Ordering::Relaxed);
+                        hold_after_run_out();
                     }
                     got
                 };
@@ -1212,7 +1228,9 @@ pub(crate) fn forget_other_threads() {
     });
 }
 
-/// Whether a claimed line belongs to the Send-guard pool.
+/// Whether a claimed line belongs to the Send-guard pool. Relaxed suffices: the fork child
+/// reads nothing through the bit, it only needs to see every bit set, and it does: lines are
+/// claimed for the pool under the depot lock, which the fork's prepare handler takes.
 #[cfg(all(unix, not(loom), not(miri)))]
 fn is_pooled(c: Claim) -> bool {
     c.block.pooled.load(Ordering::Relaxed) & c.bit() != 0

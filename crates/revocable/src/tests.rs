@@ -614,23 +614,32 @@ fn a_report_does_not_wait_for_good_for_a_taken_owner_lock() {
     });
 }
 
+/// Spawns a thread in `s` that holds two nested accesses to `r` until the returned sender is
+/// dropped; returns its line.
+fn two_nested_holders<'s, T: Send + Sync>(
+    s: &'s std::thread::Scope<'s, '_>,
+    r: &'s Revocable<T>,
+) -> (registry::TestLine, std::sync::mpsc::Sender<()>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    s.spawn(move || {
+        let outer = r.try_access().unwrap();
+        let inner = r.try_access().unwrap();
+        tx.send(registry::TestLine::of_this_thread()).unwrap();
+        let _ = go_rx.recv();
+        drop((inner, outer));
+    });
+    (rx.recv().unwrap(), go_tx)
+}
+
 /// A report waits for a line's owner lock once per line, not once per announcement: two
 /// nested accesses on a line whose lock stays taken are both named unknown after one wait.
 #[test]
 fn a_report_waits_once_per_line_for_a_taken_owner_lock() {
     let _serial = many_threads();
     let r = &Revocable::new(9u8);
-    let (tx, rx) = std::sync::mpsc::channel();
-    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
     std::thread::scope(|s| {
-        s.spawn(move || {
-            let outer = r.try_access().unwrap();
-            let inner = r.try_access().unwrap();
-            tx.send(registry::TestLine::of_this_thread()).unwrap();
-            let _ = go_rx.recv();
-            drop((inner, outer));
-        });
-        let line = rx.recv().unwrap();
+        let (line, go_tx) = two_nested_holders(s, r);
         let taken = line.lock_owner();
         let waits = registry::REPORT_WAITS_RUN_OUT.load(std::sync::atomic::Ordering::Relaxed);
         let h = r.holders();
@@ -643,6 +652,38 @@ fn a_report_waits_once_per_line_for_a_taken_owner_lock() {
             "{h:?}"
         );
         assert_eq!(waited, 1, "waits that ran out for one line's lock");
+    });
+}
+
+/// A line whose lock outlasted the report's wait still gets one try per further holder: when
+/// the lock is free by then, the next holder is named by its thread.
+#[test]
+fn a_report_names_a_further_holder_once_a_stuck_lock_is_free() {
+    use std::sync::atomic::Ordering::{Relaxed, Release};
+    let _serial = many_threads();
+    let r = &Revocable::new(11u8);
+    std::thread::scope(|s| {
+        let (line, go_tx) = two_nested_holders(s, r);
+        let taken = line.lock_owner();
+        let waits = registry::REPORT_WAITS_RUN_OUT.load(Relaxed);
+        registry::REPORT_HOLD_AFTER_RUN_OUT.store(true, Release);
+        let report = s.spawn(|| r.holders());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while registry::REPORT_WAITS_RUN_OUT.load(Relaxed) == waits
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::yield_now();
+        }
+        drop(taken);
+        registry::REPORT_HOLD_AFTER_RUN_OUT.store(false, Release);
+        let h = report.join().unwrap();
+        drop(go_tx);
+        assert_eq!(h.len(), 2, "{h:?}");
+        assert_eq!(h[0].thread_id(), registry::UNKNOWN_OWNER, "{h:?}");
+        assert!(
+            h[1].thread_id() != registry::UNKNOWN_OWNER && !h[1].is_send_guard(),
+            "{h:?}"
+        );
     });
 }
 

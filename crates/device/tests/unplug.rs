@@ -210,6 +210,9 @@ fn unbind_with_open_files_and_ops_in_flight() {
                     assert!(m.contains(PollEvents::POLLERR | PollEvents::POLLHUP));
                 }),
                 _ => {
+                    // Until the unbind fails an ioctl; `stop` only bounds a broken unbind (set
+                    // once the results are in, never before: a hammer not scheduled between the
+                    // unbind and a stop set right after it would report Ok).
                     let mut r = Ok(());
                     while !stop.load(SeqCst) {
                         match f.ioctl(1, IoctlArg::value(0)) {
@@ -233,11 +236,12 @@ fn unbind_with_open_files_and_ops_in_flight() {
     bus.unbind("echo0").unwrap();
     let took = t0.elapsed();
     assert!(took < Duration::from_secs(1), "unbind took {took:?}");
+    let results: Vec<_> = (0..4)
+        .map(|_| rx.recv_timeout(Duration::from_secs(5)))
+        .collect();
     stop.store(true, SeqCst);
-    for _ in 0..4 {
-        let (i, r) = rx
-            .recv_timeout(Duration::from_secs(5))
-            .expect("woken by unbind");
+    for res in results {
+        let (i, r) = res.expect("woken by unbind");
         match i {
             2 => assert_eq!(r, Ok(())),
             _ => assert_eq!(r, Err(Errno::ENODEV), "thread {i}"),

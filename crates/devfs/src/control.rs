@@ -1,11 +1,15 @@
 //! The `control` file: reading lists each device and its state (`cros_ec bound`), one per line;
 //! writing `unbind NAME`, `bind NAME` or `event cros_ec TYPE HEX` (TYPE decimal, HEX the payload
 //! bytes, may be empty or omitted) acts on the devices. Several lines may be written at once;
-//! they run in order and the first failure stops the write with its error.
+//! every line is checked before any runs, then they run in order and the first failure stops
+//! the write with its error.
 //!
-//! Errors: `ENODEV` for an unknown device name (or an event to an unbound EC), `EINVAL` for a
-//! malformed line (then no line of that write runs), `EFBIG` for a write(2) that does not fit in
-//! one FUSE request (then nothing of it runs; see below).
+//! Errors: a line that could not run whatever the devices' state fails the write before any
+//! line runs: `EINVAL` for a malformed line or an event out of range (TYPE above 31, more than
+//! 16 payload bytes) or for a device without events, `ENODEV` for an unknown device name. A line
+//! that fails because of the devices' state, an event to an unbound EC (`ENODEV`), stops the
+//! write there, the lines before it having run. `EFBIG` for a write(2) that does not fit in one
+//! FUSE request (then nothing of it runs; see below).
 //!
 //! One write(2) is one FUSE request only up to the `max_write` the session negotiated
 //! ([`MAX_WRITE`], 64 KiB): the kernel sends a larger write(2) as several WRITE requests, the
@@ -21,13 +25,13 @@
 //! Reads: as a stream, every read(2) arrives at offset 0, so an open file keeps its own position
 //! in the listing taken at its first read; `cat control` prints it once.
 //!
-//! Invariant: a write either runs its lines in order or fails at the first bad one; no line is
-//! half-applied.
+//! Invariant: a write whose lines all pass [`Devices::check`] runs them in order up to the first
+//! that fails; one with a line that does not pass runs none. No line is half-applied.
 
 use std::sync::{Arc, Mutex};
 
 use crate::cros_ec::device::CrosEcDevice;
-use crate::cros_ec::ec::Event;
+use crate::cros_ec::ec::{Event, MAX_EVENT_PAYLOAD, MAX_EVENT_TYPE};
 use crate::fuse::session::MAX_WRITE;
 use crate::node::{Handle, Node, NodeResult, OpenMode};
 use crate::revocable_test::RevocableTest;
@@ -112,6 +116,28 @@ impl Devices {
         )
     }
 
+    /// Whether `cmd` could run in some state of the devices (what [`run_text`](Self::run_text)
+    /// checks of every line before it runs any).
+    ///
+    /// # Errors
+    /// `ENODEV` for an unknown device, `EINVAL` for an event to a device without events or an
+    /// event out of range (type above [`MAX_EVENT_TYPE`], payload over [`MAX_EVENT_PAYLOAD`]).
+    pub fn check(cmd: &Command) -> Result<(), i32> {
+        match cmd {
+            Command::Bind(n) | Command::Unbind(n) => match n.as_str() {
+                "cros_ec" | "revocable_test" => Ok(()),
+                _ => Err(libc::ENODEV),
+            },
+            Command::Event(n, ev) => match n.as_str() {
+                "cros_ec" if ev.typ <= MAX_EVENT_TYPE && ev.payload.len() <= MAX_EVENT_PAYLOAD => {
+                    Ok(())
+                }
+                "cros_ec" | "revocable_test" => Err(libc::EINVAL),
+                _ => Err(libc::ENODEV),
+            },
+        }
+    }
+
     /// Runs one command (bind/unbind are idempotent).
     ///
     /// # Errors
@@ -150,13 +176,15 @@ impl Devices {
         }
     }
 
-    /// Runs every line of `text` in order.
+    /// Checks every line of `text` ([`parse`], [`check`](Self::check)), then runs them in order.
     ///
     /// # Errors
-    /// The first failing line's error (`EINVAL` for non-UTF-8 text).
+    /// The first line's error that does not parse or check (then none runs; `EINVAL` for
+    /// non-UTF-8 text), else the first failing line's (the lines before it ran).
     pub fn run_text(&self, text: &[u8]) -> Result<(), i32> {
         let text = std::str::from_utf8(text).map_err(|_| libc::EINVAL)?;
         let cmds = text.lines().map(parse).collect::<Result<Vec<_>, _>>()?;
+        cmds.iter().flatten().try_for_each(Devices::check)?;
         for c in cmds.iter().flatten() {
             self.run(c)?;
         }
@@ -250,9 +278,45 @@ mod tests {
         assert_eq!(d.run_text(b"event cros_ec 32 00"), Err(libc::EINVAL));
         assert_eq!(d.run_text(b"event cros_ec 1 0"), Err(libc::EINVAL));
         assert_eq!(d.run_text(&[0xff, 0xfe]), Err(libc::EINVAL));
-        // A bad line anywhere: nothing runs.
+        // A line that could not run in any state, anywhere: nothing runs.
         assert_eq!(d.run_text(b"unbind cros_ec\nbogus"), Err(libc::EINVAL));
         assert!(d.cros_ec.is_bound());
+        for (text, err) in [
+            (
+                &b"unbind revocable_test\nevent cros_ec 32 00"[..],
+                libc::EINVAL,
+            ),
+            (
+                b"unbind revocable_test\nevent cros_ec 1 000102030405060708090a0b0c0d0e0f10",
+                libc::EINVAL,
+            ),
+            (b"unbind cros_ec\nevent revocable_test 1 00", libc::EINVAL),
+            (b"unbind cros_ec\nunbind nosuch", libc::ENODEV),
+            (b"unbind cros_ec\nevent nosuch 1", libc::ENODEV),
+        ] {
+            assert_eq!(
+                d.run_text(text),
+                Err(err),
+                "{}",
+                String::from_utf8_lossy(text)
+            );
+            assert_eq!(
+                d.listing(),
+                "cros_ec bound\nrevocable_test bound\n",
+                "a line ran"
+            );
+        }
+        // 16 payload bytes and type 31 are in range.
+        assert_eq!(
+            d.run_text(b"event cros_ec 31 000102030405060708090a0b0c0d0e0f"),
+            Ok(())
+        );
+        // A failure of the devices' state stops the write there, after the lines before it.
+        assert_eq!(
+            d.run_text(b"unbind cros_ec\nevent cros_ec 1 00\nunbind revocable_test"),
+            Err(libc::ENODEV)
+        );
+        assert_eq!(d.listing(), "cros_ec unbound\nrevocable_test bound\n");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Client processes and the connection: a blocked client killed with SIGKILL goes away promptly
 //! and the server keeps serving; SIGINT interrupts a blocked read (EINTR with a handler, death by
 //! the signal without one: Ctrl-C on a blocked reader returns to the shell); a kernel-side
-//! connection abort through fusectl ends the server cleanly, releasing what was open.
+//! connection abort through fusectl ends the server cleanly, releasing what was open; a second
+//! devfs on the same directory is refused.
 
 mod common;
 
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use revocable_devfs::fuse::EndReason;
+use revocable_devfs::server::Devfs;
 
 #[test]
 fn sigkill_of_blocked_client_is_prompt_and_harmless() {
@@ -177,4 +179,23 @@ fn stop_frees_blocked_clients_before_join() {
         stats.releases.load(SeqCst) + stats.releases_at_end.load(SeqCst)
     );
     drop((fd, other));
+}
+
+/// A second devfs on a directory a devfs is mounted at is refused with one line, and the first
+/// keeps serving: stacked, the first one's unmount (`MNT_DETACH` of the path) would take the
+/// top mount, the second's, with it.
+#[test]
+fn a_second_devfs_on_the_same_directory_is_refused() {
+    let Some(m) = Mounted::new("twice") else {
+        return;
+    };
+    let err = Devfs::mount(&m.dir, 2).expect_err("a second devfs mounted on the first");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("is mounted there already") && !msg.contains('\n'),
+        "{msg}"
+    );
+    assert!(std::fs::read_to_string(m.path("control"))
+        .unwrap()
+        .contains("cros_ec bound"));
 }

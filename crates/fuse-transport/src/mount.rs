@@ -66,10 +66,21 @@ impl Mount {
     ///
     /// # Errors
     /// A one-line [`MountError`] when `/dev/fuse` is missing, the mount point is not a directory, or
-    /// the process may neither mount nor run `fusermount3`.
+    /// the process may neither mount nor run `fusermount3`, or a FUSE file system is mounted
+    /// there already (a live one: stacking on it would make an unmount of either take the top
+    /// one; a dead one: its server has gone and the directory answers `ENOTCONN`).
     pub fn new(mountpoint: &Path, fsname: &str) -> Result<(Mount, OwnedFd), MountError> {
-        let md = std::fs::metadata(mountpoint)
-            .map_err(|e| MountError(format!("mount point {}: {e}", mountpoint.display())))?;
+        let md = std::fs::metadata(mountpoint).map_err(|e| {
+            MountError(if e.raw_os_error() == Some(libc::ENOTCONN) {
+                format!(
+                    "mount point {0}: a FUSE file system whose server has gone is still mounted \
+                     there ({e}); unmount it first: umount -l {0}",
+                    mountpoint.display()
+                )
+            } else {
+                format!("mount point {}: {e}", mountpoint.display())
+            })
+        })?;
         if !md.is_dir() {
             return Err(MountError(format!(
                 "mount point {} is not a directory",
@@ -78,9 +89,17 @@ impl Mount {
         }
         let path = std::fs::canonicalize(mountpoint)
             .map_err(|e| MountError(format!("mount point {}: {e}", mountpoint.display())))?;
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        if let Some((fstype, source)) = fuse_mounted_at(&info, &path) {
+            return Err(MountError(format!(
+                "mount point {0}: a FUSE file system ({fstype}, {source}) is mounted there \
+                 already; stop it or unmount it first (umount {0})",
+                path.display()
+            )));
+        }
         if !Path::new("/dev/fuse").exists() {
             return Err(MountError(
-                "/dev/fuse is missing: load the fuse module (modprobe fuse) or run with --device /dev/fuse".into(),
+                "/dev/fuse is missing: load the fuse module (modprobe fuse); in a container, give it the device (docker run --device /dev/fuse)".into(),
             ));
         }
         // SAFETY: geteuid has no preconditions.
@@ -262,7 +281,9 @@ fn connection_of(path: &Path) -> Option<u32> {
     parse_connection(&info, path)
 }
 
-fn parse_connection(mountinfo: &str, path: &Path) -> Option<u32> {
+/// The last line of `mountinfo` that mounts a file system at `path` (the top one), or with
+/// `fuse_only` the last that mounts a FUSE file system there.
+fn line_at<'a>(mountinfo: &'a str, path: &Path, fuse_only: bool) -> Option<&'a str> {
     // mountinfo escapes space, tab, newline and backslash in paths as octal.
     let mut want = String::new();
     for c in path.to_str()?.chars() {
@@ -274,12 +295,25 @@ fn parse_connection(mountinfo: &str, path: &Path) -> Option<u32> {
     mountinfo
         .lines()
         .rev()
-        .find(|l| {
-            l.split_whitespace().nth(4) == Some(want.as_str())
-                && l.split(" - ")
-                    .nth(1)
-                    .is_some_and(|rest| rest.starts_with("fuse"))
-        })?
+        .find(|l| l.split_whitespace().nth(4) == Some(want.as_str()) && (!fuse_only || is_fuse(l)))
+}
+
+fn is_fuse(mountinfo_line: &str) -> bool {
+    mountinfo_line
+        .split(" - ")
+        .nth(1)
+        .is_some_and(|rest| rest.starts_with("fuse"))
+}
+
+/// The (file system type, source) of the top mount at `path` if it is a FUSE file system.
+fn fuse_mounted_at(mountinfo: &str, path: &Path) -> Option<(String, String)> {
+    let top = line_at(mountinfo, path, false).filter(|l| is_fuse(l))?;
+    let mut rest = top.split(" - ").nth(1)?.split_whitespace();
+    Some((rest.next()?.to_string(), rest.next()?.to_string()))
+}
+
+fn parse_connection(mountinfo: &str, path: &Path) -> Option<u32> {
+    line_at(mountinfo, path, true)?
         .split_whitespace()
         .nth(2)?
         .split_once(':')?
@@ -346,6 +380,14 @@ mod tests {
         assert_eq!(parse_connection(info, Path::new("/tmp/other")), Some(50));
         assert_eq!(parse_connection(info, Path::new("/tmp/plain")), None);
         assert_eq!(parse_connection(info, Path::new("/tmp/none")), None);
+        // A FUSE mount on top refuses a new one; one under another file system does not.
+        let f = |p: &str| fuse_mounted_at(info, Path::new(p));
+        let devfs = Some(("fuse.revocable".to_string(), "revocable".to_string()));
+        assert_eq!(f("/tmp/my dir"), devfs);
+        assert_eq!(f("/tmp/plain"), None);
+        assert_eq!(f("/tmp/none"), None);
+        let under = format!("{info}44 22 0:52 / /tmp/other rw - tmpfs tmpfs rw\n");
+        assert_eq!(fuse_mounted_at(&under, Path::new("/tmp/other")), None);
     }
 
     #[test]

@@ -33,14 +33,14 @@ use revocable_fops::{Errno, OpenFile, PollEvents, Wait, Waiter};
 /// Arguments of `revocable demo`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Blocked readers to start.
-    #[arg(long, default_value_t = 3)]
+    /// Blocked readers to start (0 to 64; with --net, `cat` readers of the interface).
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = client_count)]
     pub readers: usize,
-    /// Pollers to start.
-    #[arg(long, default_value_t = 2)]
+    /// Pollers to start (0 to 64).
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = client_count)]
     pub pollers: usize,
-    /// ioctl loops to start.
-    #[arg(long, default_value_t = 2)]
+    /// ioctl loops to start (0 to 64).
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = client_count)]
     pub ioctl_loops: usize,
     /// Run in-process on the fops layer even when FUSE is available.
     #[arg(long)]
@@ -55,6 +55,19 @@ pub struct Args {
     /// (internal) the client's device file.
     #[arg(long, hide = true)]
     pub dev: Option<PathBuf>,
+}
+
+/// Most client processes of one kind: each is a process with a thread, and the demo is a
+/// demonstration, not a load test (`revocable torture --devfs` is that).
+const MAX_CLIENTS: usize = 64;
+
+/// Parses a number of clients of one kind, `0..=MAX_CLIENTS`.
+fn client_count(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n <= MAX_CLIENTS => Ok(n),
+        Ok(n) => Err(format!("{n} is not in 0..={MAX_CLIENTS}")),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Prints a line; a closed stdout (`revocable demo | head`) is not an error.
@@ -305,7 +318,7 @@ fn client(kind: &str, ec: &dyn Ec, ready: &mut dyn FnMut()) -> Report {
 
 /// The hidden client mode: a real process on the mounted file.
 fn run_client(kind: &str, dev: &Path) -> ExitCode {
-    // The demo blocks SIGINT/SIGTERM for its own signal thread; a client takes them normally.
+    // The demo blocks SIGINT/SIGTERM/SIGHUP for its own signal thread; a client takes them normally.
     let set = crate::devfs::block_stop_signals();
     // SAFETY: set is an initialised sigset_t.
     unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) };
@@ -652,6 +665,15 @@ pub fn run(args: Args) -> ExitCode {
     if let (Some(kind), Some(dev)) = (&args.client, &args.dev) {
         return run_client(kind, dev);
     }
+    let clients = if args.net {
+        args.readers
+    } else {
+        args.readers + args.pollers + args.ioctl_loops
+    };
+    if clients == 0 {
+        eprintln!("revocable demo: no clients to unplug the device under: give at least one reader, poller or ioctl loop");
+        return ExitCode::from(2);
+    }
     let t = std::time::Instant::now();
     let result = if args.net {
         say!("revocable demo --net: real network interfaces plugged and unplugged");
@@ -694,5 +716,32 @@ pub fn run(args: Args) -> ExitCode {
             eprintln!("revocable demo: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_counts_are_bounded() {
+        let p = |argv: &[&str]| crate::parse_args::<Args>("demo", argv);
+        let a = p(&["--readers", "0", "--pollers", "64"]).unwrap();
+        assert_eq!((a.readers, a.pollers, a.ioctl_loops), (0, 64, 2));
+        for bad in ["65", "100000", "-1", "many"] {
+            for flag in ["--readers", "--pollers", "--ioctl-loops"] {
+                assert!(p(&[flag, bad]).is_err(), "{flag} {bad}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_demo_without_clients_is_a_usage_error() {
+        let a = crate::parse_args::<Args>(
+            "demo",
+            &["--readers", "0", "--pollers", "0", "--ioctl-loops", "0"],
+        )
+        .unwrap();
+        assert_eq!(run(a), ExitCode::from(2));
     }
 }

@@ -1,11 +1,12 @@
 //! `revocable devfs MOUNTPOINT [--threads N] [--transport auto|uring|dev] [--net]`: serve the
 //! device file system until
-//! SIGINT/SIGTERM or an external unmount, then exit 0 with the mount gone (files still open are
+//! SIGINT/SIGTERM/SIGHUP or an external unmount, then exit 0 with the mount gone (files still open are
 //! released by the server). With `--net`, also `net/IFNAME` per network interface; if the
 //! interfaces cannot be followed, one line and exit status 1.
 //!
-//! Invariant: SIGINT and SIGTERM are blocked in every thread and taken by one `sigwait` thread,
-//! so no signal handler runs inside the server and the stop is an ordinary function call.
+//! Invariant: SIGINT, SIGTERM and SIGHUP (a closed terminal) are blocked in every thread and
+//! taken by one `sigwait` thread, so no signal handler runs inside the server and the stop is an
+//! ordinary function call.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,9 +19,10 @@ use revocable_devfs::server::{default_threads, Devfs, NetOptions, Options};
 pub struct Args {
     /// Directory to mount the device file system on.
     pub mountpoint: PathBuf,
-    /// Number of FUSE dispatch threads on the /dev/fuse transport (io_uring has one per CPU).
-    #[arg(long, default_value_t = default_threads())]
-    pub threads: usize,
+    /// Number of FUSE dispatch threads on the /dev/fuse transport, 2 to 256 [default: one per
+    /// CPU, at least 2] (io_uring has one per CPU).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(2..=256))]
+    pub threads: Option<u16>,
     /// FUSE transport: `auto` (io_uring when the fuse module's enable_uring is Y, else
     /// /dev/fuse; REVOCABLE_FUSE_TRANSPORT=uring|dev overrides), `uring` or `dev`.
     #[arg(long, default_value = "auto")]
@@ -31,8 +33,8 @@ pub struct Args {
     pub net: bool,
 }
 
-/// Blocks SIGINT and SIGTERM in the calling thread (and the threads it spawns later); returns the
-/// set for `sigwait`.
+/// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread (and the threads it spawns later);
+/// returns the set for `sigwait`.
 pub(crate) fn block_stop_signals() -> libc::sigset_t {
     // SAFETY: sigset_t is plain data; sigemptyset/sigaddset initialise it; pthread_sigmask only
     // reads the set.
@@ -41,6 +43,7 @@ pub(crate) fn block_stop_signals() -> libc::sigset_t {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGINT);
         libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGHUP);
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         set
     }
@@ -53,7 +56,8 @@ pub fn run(args: Args) -> ExitCode {
         net: args.net.then(NetOptions::default),
         transport: args.transport,
     };
-    let mut fs = match Devfs::mount_with(&args.mountpoint, args.threads, &options) {
+    let threads = args.threads.map_or_else(default_threads, usize::from);
+    let mut fs = match Devfs::mount_with(&args.mountpoint, threads, &options) {
         Ok(fs) => fs,
         Err(e) => {
             eprintln!("revocable devfs: {e}");
@@ -93,5 +97,20 @@ pub fn run(args: Args) -> ExitCode {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threads_are_bounded() {
+        let p = |argv: &[&str]| crate::parse_args::<Args>("devfs", argv);
+        assert_eq!(p(&["/mnt"]).unwrap().threads, None);
+        assert_eq!(p(&["/mnt", "--threads", "4"]).unwrap().threads, Some(4));
+        for bad in ["0", "1", "257", "100000", "-1", "four"] {
+            assert!(p(&["/mnt", "--threads", bad]).is_err(), "--threads {bad}");
+        }
     }
 }

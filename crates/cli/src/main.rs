@@ -24,7 +24,7 @@ struct Cli {
 enum Command {
     /// Mount devfs in a temporary directory, run real clients, unplug the EC under them, report.
     Demo(demo::Args),
-    /// Serve the device file system at MOUNTPOINT until SIGINT/SIGTERM or unmount.
+    /// Serve the device file system at MOUNTPOINT until SIGINT/SIGTERM/SIGHUP or unmount.
     Devfs(devfs::Args),
     /// Stress the core like rcutorture: readers, racing revokers, poison checks, a watchdog.
     Torture(torture::Args),

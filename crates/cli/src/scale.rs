@@ -33,7 +33,7 @@ pub struct Args {
     delay_ns: u64,
 
     /// Primitives to measure, comma-separated [default: all]: ours, std-rwlock, parking-lot,
-    /// rundown, per-slot, epoch, arc-swap.
+    /// rundown, per-slot, epoch, arc-swap, ours-send, tokio-rwlock.
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_kind)]
     primitives: Vec<Kind>,
 

@@ -36,39 +36,54 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
     pub duration: Option<u64>,
     /// Reader threads [default: 2 per core]; more than 2 per core needs --oversubscribe.
-    #[arg(long, value_name = "N")]
+    #[arg(long, conflicts_with = "devfs", value_name = "N")]
     pub readers: Option<usize>,
     /// Revoker threads.
-    #[arg(long, value_name = "N", default_value_t = 4)]
+    #[arg(long, conflicts_with = "devfs", value_name = "N", default_value_t = 4)]
     pub revokers: usize,
     /// Revokers racing on the same resource at once (revokers are split in gangs of this size).
-    #[arg(long, value_name = "N", default_value_t = 2)]
+    #[arg(long, conflicts_with = "devfs", value_name = "N", default_value_t = 2)]
     pub racers: usize,
     /// Resources alive at once (each revoked one is replaced by a fresh one).
-    #[arg(long, value_name = "N", default_value_t = 16)]
+    #[arg(long, conflicts_with = "devfs", value_name = "N", default_value_t = 16)]
     pub resources: usize,
     /// Longest hold of a guard, in microseconds (holds are uniform in 0..=this).
-    #[arg(long, value_name = "US", default_value_t = 200)]
+    #[arg(
+        long,
+        conflicts_with = "devfs",
+        value_name = "US",
+        default_value_t = 200
+    )]
     pub hold_max_us: u64,
     /// Percentage of accesses that hold their guard at all, busy or asleep (the others drop it
     /// at once); fractions allowed. Mostly short readers, occasional long ones, as rcutorture.
-    #[arg(long, value_name = "PERCENT", default_value_t = 0.2)]
+    #[arg(
+        long,
+        conflicts_with = "devfs",
+        value_name = "PERCENT",
+        default_value_t = 0.2
+    )]
     pub hold_percent: f64,
     /// Percentage of holds that sleep instead of busy-waiting.
-    #[arg(long, value_name = "PERCENT", default_value_t = 10)]
+    #[arg(
+        long,
+        conflicts_with = "devfs",
+        value_name = "PERCENT",
+        default_value_t = 10
+    )]
     pub sleep_percent: u32,
     /// Deepest nesting of guards in one reader (on one resource or several).
-    #[arg(long, value_name = "N", default_value_t = 3)]
+    #[arg(long, conflicts_with = "devfs", value_name = "N", default_value_t = 3)]
     pub nest_max: usize,
     /// Largest batch a revoker builds: 3 in 10 revoke calls revoke the gang's target together
     /// with up to N-1 random other resources as one `RevokeBatch` (duplicates allowed), with
     /// every check applied per member. 1 disables batches.
-    #[arg(long, value_name = "N", default_value_t = 8,
+    #[arg(long, conflicts_with = "devfs", value_name = "N", default_value_t = 8,
           value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub batch_max: u64,
     /// Async holders: tokio tasks (on a 2-worker runtime) that hold Send guards across `.await`
     /// yields and sleeps; 1 in 10 single revokes is a `revoke_async`. 0 disables the holders.
-    #[arg(long, value_name = "N", default_value_t = 8,
+    #[arg(long, conflicts_with = "devfs", value_name = "N", default_value_t = 8,
           value_parser = clap::value_parser!(u64).range(0..=100_000))]
     pub async_holders: u64,
     /// Seed of every random choice [default: from the clock; printed, so a run can be repeated].
@@ -79,34 +94,34 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub stall_ms: u64,
     /// Allow more than 2 readers per core.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "devfs")]
     pub oversubscribe: bool,
     /// Seconds between status lines on stderr [default: 1; 5 with --devfs].
     #[arg(long, value_name = "SECONDS",
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub interval: Option<u64>,
     /// Torture a deliberately broken implementation (the run must fail).
-    #[arg(long, value_enum, hide = true)]
+    #[arg(long, conflicts_with = "devfs", value_enum, hide = true)]
     pub broken: Option<Broken>,
     /// Torture the device file system instead of the core: client processes run open →
     /// read-or-ioctl → close cycles on cros_ec while the EC is unplugged and re-plugged.
     #[arg(long)]
     pub devfs: bool,
     /// With --devfs: client processes.
-    #[arg(long, value_name = "N", default_value_t = 4,
+    #[arg(long, requires = "devfs", value_name = "N", default_value_t = 4,
           value_parser = clap::value_parser!(u64).range(1..=256))]
     pub clients: u64,
     /// With --devfs: open/close cycles per second, over all clients.
-    #[arg(long, value_name = "PER_SEC", default_value_t = 1000,
+    #[arg(long, requires = "devfs", value_name = "PER_SEC", default_value_t = 1000,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub rate: u64,
     /// With --devfs: unplug the EC every MS milliseconds (it is re-plugged half a period later).
-    #[arg(long, value_name = "MS", default_value_t = 100,
+    #[arg(long, requires = "devfs", value_name = "MS", default_value_t = 100,
           value_parser = clap::value_parser!(u64).range(2..=3_600_000))]
     pub replug_ms: u64,
     /// With --devfs: largest accepted growth of the server's resident memory (VmRSS) over the
     /// run, in MiB. A 60 s run grows by under 1 MiB here; a leak of 200 bytes per open trips 4.
-    #[arg(long, value_name = "MIB", default_value_t = 4)]
+    #[arg(long, requires = "devfs", value_name = "MIB", default_value_t = 4)]
     pub rss_growth_max_mib: u64,
     /// (internal) run as a --devfs client on this device file.
     #[arg(long, value_name = "PATH", hide = true)]
@@ -271,6 +286,42 @@ mod tests {
         );
         assert_eq!(c.stall, Duration::from_millis(700));
         assert!(a.broken.is_none());
+    }
+
+    #[test]
+    fn flags_of_the_other_mode_are_refused() {
+        for argv in [
+            &["--devfs", "--readers", "3"][..],
+            &["--devfs", "--revokers", "3"],
+            &["--devfs", "--oversubscribe"],
+            &["--clients", "3"],
+            &["--rate", "10"],
+            &["--replug-ms", "50"],
+        ] {
+            let e = parse(argv)
+                .err()
+                .unwrap_or_else(|| panic!("{argv:?} accepted"));
+            assert!(
+                matches!(
+                    e.kind(),
+                    clap::error::ErrorKind::ArgumentConflict
+                        | clap::error::ErrorKind::MissingRequiredArgument
+                ),
+                "{argv:?}: {e}"
+            );
+        }
+        // Defaults of the other mode do not count, nor the flags both modes take.
+        assert!(parse(&[
+            "--devfs",
+            "--clients",
+            "3",
+            "--duration",
+            "5",
+            "--seed",
+            "1"
+        ])
+        .is_ok());
+        assert!(parse(&["--readers", "3", "--stall-ms", "100"]).is_ok());
     }
 
     #[test]

@@ -400,6 +400,9 @@ fn run_mounted(cfg: &Config, dir: &Path, mut fs: Devfs, set: libc::sigset_t) -> 
         out.failures.push("interrupted".into());
     }
     let early = !out.stuck.is_empty() || !out.failures.is_empty();
+    // Control writes that failed before an early stop; the stop aborts the connection, and the
+    // write in flight then fails because of it, not of the devfs under test.
+    let failed_before_stop = rep.failures.load(Relaxed);
     if early {
         // Stop the session first: it aborts the connection, so no client (nor the control
         // writer) can stay blocked in a request, then kill what is left.
@@ -457,7 +460,11 @@ fn run_mounted(cfg: &Config, dir: &Path, mut fs: Devfs, set: libc::sigset_t) -> 
             }
         ));
     }
-    let failed_writes = rep.failures.load(Relaxed);
+    let failed_writes = if early {
+        failed_before_stop
+    } else {
+        rep.failures.load(Relaxed)
+    };
     if failed_writes > 0 {
         out.failures
             .push(format!("{failed_writes} control writes failed"));

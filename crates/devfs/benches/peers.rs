@@ -12,7 +12,8 @@
 //! (this process) `read`s 64 bytes in a loop (devfs files are streams: no `pread`). Rounds alternate the servers (7 rounds, the order
 //! rotating); each round measures, per server: 1 client thread (reads/s, per-read latency median
 //! and p99, server CPU time and context switches per read, from `/proc/PID/task/*/schedstat` and
-//! `status`; the host's steal time from `/proc/stat`), 2 client threads (reads/s), and everything on CPU 0 (server threads and the client
+//! `status`; the host's steal time from `/proc/stat`; how often the client thread and the
+//! server's threads were moved to another CPU, from `se.nr_migrations` in `sched`), 2 client threads (reads/s), and everything on CPU 0 (server threads and the client
 //! pinned with `sched_setaffinity`; reads/s, latency, server and client CPU per read). Figures
 //! are medians over the rounds; ratios compare each devfs transport with the better peer of the
 //! same run, against the targets of issue 12.
@@ -234,7 +235,25 @@ fn schedstat_ns(path: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// What process `pid`'s threads have used so far: CPU time in ns (exact), context switches, and
+/// The scheduler's count of moves of a thread to another CPU (`se.nr_migrations` of a `sched`
+/// file; 0 where the kernel has no `/proc/…/sched`).
+fn nr_migrations(path: &str) -> u64 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("se.nr_migrations"))?
+                .rsplit(':')
+                .next()?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+/// What process `pid`'s threads have used so far: CPU time in ns (exact), context switches,
+/// moves to another CPU, and
 /// the user and system split of their CPU time in clock ticks (`/proc/PID/task/TID/stat`
 /// utime and stime: sampled at each timer tick on this kernel, so only a share over many ticks
 /// means anything).
@@ -242,15 +261,17 @@ fn schedstat_ns(path: &str) -> u64 {
 struct Usage {
     cpu_ns: u64,
     cs: u64,
+    migrations: u64,
     user_ticks: u64,
     sys_ticks: u64,
 }
 
 fn proc_usage(pid: u32) -> Usage {
-    let (mut cpu, mut cs, mut user, mut sys) = (0u64, 0u64, 0u64, 0u64);
+    let (mut cpu, mut cs, mut user, mut sys, mut migrations) = (0u64, 0u64, 0u64, 0u64, 0u64);
     for t in tasks(pid) {
         let base = format!("/proc/{pid}/task/{t}");
         cpu += schedstat_ns(&format!("{base}/schedstat"));
+        migrations += nr_migrations(&format!("{base}/sched"));
         if let Ok(s) = std::fs::read_to_string(format!("{base}/stat")) {
             // After the command name's closing parenthesis: state is field 3, utime 14, stime 15.
             let f: Vec<u64> = s
@@ -281,6 +302,7 @@ fn proc_usage(pid: u32) -> Usage {
     Usage {
         cpu_ns: cpu,
         cs,
+        migrations,
         user_ticks: user,
         sys_ticks: sys,
     }
@@ -489,6 +511,7 @@ fn run_clients(
                 let mut buf = [0u8; BLOCK];
                 go.wait();
                 let c0 = thread_cpu_ns();
+                let m0 = nr_migrations("/proc/thread-self/sched");
                 let t = Instant::now();
                 let mut n = 0u64;
                 while t.elapsed() < dur {
@@ -502,13 +525,14 @@ fn run_clients(
                     n += 16;
                 }
                 let cpu = thread_cpu_ns() - c0;
+                let migrated = nr_migrations("/proc/thread-self/sched") - m0;
                 if std::env::var_os("PEERS_DEBUG").is_some() {
                     // SAFETY: sched_getcpu has no preconditions.
                     eprint!(" [client {i} on CPU {}: {n}]", unsafe {
                         libc::sched_getcpu()
                     });
                 }
-                (n, t.elapsed(), lats, cpu)
+                (n, t.elapsed(), lats, cpu, migrated)
             })
         })
         .collect();
@@ -517,8 +541,10 @@ fn run_clients(
     let mut secs = 0f64;
     let mut lats = Vec::new();
     let mut client_ns = 0u64;
+    let mut client_migrations = 0u64;
     for h in handles {
-        let (n, el, l, cpu) = h.join().expect("client thread");
+        let (n, el, l, cpu, migrated) = h.join().expect("client thread");
+        client_migrations += migrated;
         reads += n;
         secs = secs.max(el.as_secs_f64());
         lats.extend(l);
@@ -537,6 +563,8 @@ fn run_clients(
         p99_us: pct(0.99),
         cpu_us: (u1.cpu_ns - u0.cpu_ns) as f64 / 1000.0 / reads as f64,
         cs: (u1.cs - u0.cs) as f64 / reads as f64,
+        migrations: (u1.migrations - u0.migrations) as f64 * 1000.0 / reads as f64,
+        client_migrations: client_migrations as f64 * 1000.0 / reads as f64,
         user_ticks: u1.user_ticks - u0.user_ticks,
         sys_ticks: u1.sys_ticks - u0.sys_ticks,
         client_cpu_us: client_ns as f64 / 1000.0 / reads as f64,
@@ -551,6 +579,10 @@ struct Sample {
     p99_us: f64,
     cpu_us: f64,
     cs: f64,
+    /// Moves of a server thread to another CPU, per 1000 operations.
+    migrations: f64,
+    /// Moves of a client thread to another CPU, per 1000 operations.
+    client_migrations: f64,
     client_cpu_us: f64,
     /// The host's steal time, in % of the machine's CPU time during the sample.
     steal_pct: f64,
@@ -573,6 +605,8 @@ struct Rows {
     one_cpu_med: Vec<f64>,
     one_cpu_client: Vec<f64>,
     steal: Vec<f64>,
+    migrations: Vec<f64>,
+    client_migrations: Vec<f64>,
     /// Everything on CPU 0, all rounds together: the server's (user, system) clock ticks.
     one_cpu_ticks: (u64, u64),
 }
@@ -598,7 +632,7 @@ fn median(v: &[f64]) -> f64 {
 
 /// (label, accessor, higher is better)
 type Row = (&'static str, fn(&Rows) -> &Vec<f64>, bool);
-const ROWS: [Row; 12] = [
+const ROWS: [Row; 14] = [
     ("reads/s, 1 client thread", |r| &r.r1, true),
     ("reads/s, 2 client threads", |r| &r.r2, true),
     ("median latency (µs), 1 client", |r| &r.med, false),
@@ -627,6 +661,12 @@ const ROWS: [Row; 12] = [
         false,
     ),
     ("host steal, 1 client (% of CPU time)", |r| &r.steal, false),
+    (
+        "client CPU moves per 1000 reads, 1 client",
+        |r| &r.client_migrations,
+        false,
+    ),
+    ("server CPU moves per 1000 reads", |r| &r.migrations, false),
 ];
 /// Row indices the floor analysis uses.
 const ROW_MEDIAN: usize = 2;
@@ -856,6 +896,8 @@ fn main() {
             r.one_cpu_med.push(c.median_us);
             r.one_cpu_client.push(c.client_cpu_us);
             r.steal.push(a.steal_pct);
+            r.migrations.push(a.migrations);
+            r.client_migrations.push(a.client_migrations);
             r.one_cpu_ticks.0 += c.user_ticks;
             r.one_cpu_ticks.1 += c.sys_ticks;
         }
@@ -891,17 +933,18 @@ fn main() {
         "  the floor, same rounds: a 1-byte pipe ping-pong with another process (`peers --pingpong`), no FUSE:"
     );
     println!(
-        "    {:<18}{:>12}{:>12}{:>20}{:>20}{:>10}",
-        "", "median µs", "p99 µs", "client CPU/rt µs", "server CPU/rt µs", "cs/rt"
+        "    {:<18}{:>12}{:>12}{:>20}{:>20}{:>10}{:>10}",
+        "", "median µs", "p99 µs", "client CPU/rt µs", "server CPU/rt µs", "cs/rt", "moves/krt"
     );
     for (k, label) in ["both on CPU 0", "unpinned"].iter().enumerate() {
         println!(
-            "    {label:<18}{:>12.2}{:>12.2}{:>20.2}{:>20.2}{:>10.2}",
+            "    {label:<18}{:>12.2}{:>12.2}{:>20.2}{:>20.2}{:>10.2}{:>10.2}",
             fmed(k, |s| s.median_us),
             fmed(k, |s| s.p99_us),
             fmed(k, |s| s.client_cpu_us),
             fmed(k, |s| s.cpu_us),
             fmed(k, |s| s.cs),
+            fmed(k, |s| s.migrations + s.client_migrations),
         );
     }
     let run_end = host_ticks();

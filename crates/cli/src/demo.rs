@@ -36,11 +36,13 @@ pub struct Args {
     /// Blocked readers to start (0 to 64; with --net, `cat` readers of the interface).
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = client_count)]
     pub readers: usize,
-    /// Pollers to start (0 to 64).
-    #[arg(long, value_name = "N", default_value_t = 2, value_parser = client_count)]
+    /// Pollers to start (0 to 64; not with --net).
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = client_count,
+          conflicts_with = "net")]
     pub pollers: usize,
-    /// ioctl loops to start (0 to 64).
-    #[arg(long, value_name = "N", default_value_t = 2, value_parser = client_count)]
+    /// ioctl loops to start (0 to 64; not with --net).
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = client_count,
+          conflicts_with = "net")]
     pub ioctl_loops: usize,
     /// Run in-process on the fops layer even when FUSE is available.
     #[arg(long)]
@@ -728,6 +730,8 @@ mod tests {
         let p = |argv: &[&str]| crate::parse_args::<Args>("demo", argv);
         let a = p(&["--readers", "0", "--pollers", "64"]).unwrap();
         assert_eq!((a.readers, a.pollers, a.ioctl_loops), (0, 64, 2));
+        assert!(p(&["--net", "--pollers", "1"]).is_err());
+        assert!(p(&["--net", "--readers", "5"]).is_ok());
         for bad in ["65", "100000", "-1", "many"] {
             for flag in ["--readers", "--pollers", "--ioctl-loops"] {
                 assert!(p(&[flag, bad]).is_err(), "{flag} {bad}");

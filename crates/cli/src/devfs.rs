@@ -6,7 +6,9 @@
 //!
 //! Invariant: SIGINT, SIGTERM and SIGHUP (a closed terminal) are blocked in every thread and
 //! taken by one `sigwait` thread, so no signal handler runs inside the server and the stop is an
-//! ordinary function call.
+//! ordinary function call. SIGINT and SIGHUP are left alone where the process started with them
+//! ignored (`nohup`, a script's background job): a blocked signal is queued even when ignored,
+//! so waiting for them would undo what the caller asked for.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,17 +35,26 @@ pub struct Args {
     pub net: bool,
 }
 
-/// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread (and the threads it spawns later);
-/// returns the set for `sigwait`.
+/// Blocks SIGTERM, and SIGINT and SIGHUP unless they are ignored, in the calling thread (and
+/// the threads it spawns later); returns the set for `sigwait`.
 pub(crate) fn block_stop_signals() -> libc::sigset_t {
-    // SAFETY: sigset_t is plain data; sigemptyset/sigaddset initialise it; pthread_sigmask only
-    // reads the set.
+    // SAFETY: sigset_t and sigaction are plain data, zero is a valid value of both;
+    // sigemptyset/sigaddset initialise the set; sigaction with a null new action only reads the
+    // current one; pthread_sigmask only reads the set.
     unsafe {
+        let ignored = |sig: libc::c_int| {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(sig, std::ptr::null(), &mut old) == 0
+                && old.sa_sigaction == libc::SIG_IGN
+        };
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
         libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::sigaddset(&mut set, libc::SIGHUP);
+        for sig in [libc::SIGINT, libc::SIGHUP] {
+            if !ignored(sig) {
+                libc::sigaddset(&mut set, sig);
+            }
+        }
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         set
     }

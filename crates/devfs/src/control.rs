@@ -88,6 +88,26 @@ pub fn parse(line: &str) -> Result<Option<Command>, i32> {
     }))
 }
 
+/// A device `control` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// `cros_ec`.
+    CrosEc,
+    /// `revocable_test`.
+    RevocableTest,
+}
+
+/// What a checked [`Command`] does (see [`Devices::check`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action<'a> {
+    /// Bind the device (a fresh instance; nothing if bound).
+    Bind(Target),
+    /// Unbind the device (nothing if unbound).
+    Unbind(Target),
+    /// Queue an MKBP event on the EC (in range).
+    EcEvent(&'a Event),
+}
+
 /// The devices `control` acts on.
 #[derive(Clone, Debug)]
 pub struct Devices {
@@ -116,24 +136,29 @@ impl Devices {
         )
     }
 
-    /// Whether `cmd` could run in some state of the devices (what [`run_text`](Self::run_text)
-    /// checks of every line before it runs any).
+    /// Resolves `cmd` to what it does, if it could run in some state of the devices: the one
+    /// place that knows the device names and the event limits ([`run_text`](Self::run_text)
+    /// resolves every line before it runs any).
     ///
     /// # Errors
     /// `ENODEV` for an unknown device, `EINVAL` for an event to a device without events or an
     /// event out of range (type above [`MAX_EVENT_TYPE`], payload over [`MAX_EVENT_PAYLOAD`]).
-    pub fn check(cmd: &Command) -> Result<(), i32> {
+    pub fn check(cmd: &Command) -> Result<Action<'_>, i32> {
+        let target = |n: &str| match n {
+            "cros_ec" => Ok(Target::CrosEc),
+            "revocable_test" => Ok(Target::RevocableTest),
+            _ => Err(libc::ENODEV),
+        };
         match cmd {
-            Command::Bind(n) | Command::Unbind(n) => match n.as_str() {
-                "cros_ec" | "revocable_test" => Ok(()),
-                _ => Err(libc::ENODEV),
-            },
-            Command::Event(n, ev) => match n.as_str() {
-                "cros_ec" if ev.typ <= MAX_EVENT_TYPE && ev.payload.len() <= MAX_EVENT_PAYLOAD => {
-                    Ok(())
+            Command::Bind(n) => Ok(Action::Bind(target(n)?)),
+            Command::Unbind(n) => Ok(Action::Unbind(target(n)?)),
+            Command::Event(n, ev) => match target(n)? {
+                Target::CrosEc
+                    if ev.typ <= MAX_EVENT_TYPE && ev.payload.len() <= MAX_EVENT_PAYLOAD =>
+                {
+                    Ok(Action::EcEvent(ev))
                 }
-                "cros_ec" | "revocable_test" => Err(libc::EINVAL),
-                _ => Err(libc::ENODEV),
+                _ => Err(libc::EINVAL),
             },
         }
     }
@@ -141,39 +166,36 @@ impl Devices {
     /// Runs one command (bind/unbind are idempotent).
     ///
     /// # Errors
-    /// `ENODEV` for an unknown device or an event to an unbound EC, `EINVAL` for an event to a
-    /// device without events or an out-of-range event.
+    /// Those of [`check`](Self::check), and `ENODEV` for an event to an unbound EC.
     pub fn run(&self, cmd: &Command) -> Result<(), i32> {
-        match cmd {
-            Command::Bind(n) | Command::Unbind(n) => {
-                let bind = matches!(cmd, Command::Bind(_));
-                match n.as_str() {
-                    "cros_ec" if bind => {
-                        self.cros_ec.bind();
-                    }
-                    "cros_ec" => {
-                        self.cros_ec.unbind();
-                    }
-                    "revocable_test" if bind => {
-                        self.revocable_test.bind();
-                    }
-                    "revocable_test" => {
-                        self.revocable_test.unbind();
-                    }
-                    _ => return Err(libc::ENODEV),
-                }
-                Ok(())
+        self.apply(Self::check(cmd)?)
+    }
+
+    fn apply(&self, action: Action<'_>) -> Result<(), i32> {
+        // What bind and unbind return (whether they changed anything, how long a revoke
+        // took) is not the writer's business: both are idempotent here.
+        match action {
+            Action::Bind(Target::CrosEc) => {
+                let _ = self.cros_ec.bind();
             }
-            Command::Event(n, ev) => match n.as_str() {
-                "cros_ec" => self
+            Action::Unbind(Target::CrosEc) => {
+                let _ = self.cros_ec.unbind();
+            }
+            Action::Bind(Target::RevocableTest) => {
+                let _ = self.revocable_test.bind();
+            }
+            Action::Unbind(Target::RevocableTest) => {
+                let _ = self.revocable_test.unbind();
+            }
+            Action::EcEvent(ev) => {
+                return self
                     .cros_ec
                     .raise_event(ev)
                     .map(|_| ())
-                    .map_err(|e| e.raw()),
-                "revocable_test" => Err(libc::EINVAL),
-                _ => Err(libc::ENODEV),
-            },
+                    .map_err(|e| e.raw())
+            }
         }
+        Ok(())
     }
 
     /// Checks every line of `text` ([`parse`], [`check`](Self::check)), then runs them in order.
@@ -184,11 +206,12 @@ impl Devices {
     pub fn run_text(&self, text: &[u8]) -> Result<(), i32> {
         let text = std::str::from_utf8(text).map_err(|_| libc::EINVAL)?;
         let cmds = text.lines().map(parse).collect::<Result<Vec<_>, _>>()?;
-        cmds.iter().flatten().try_for_each(Devices::check)?;
-        for c in cmds.iter().flatten() {
-            self.run(c)?;
-        }
-        Ok(())
+        let actions = cmds
+            .iter()
+            .flatten()
+            .map(Devices::check)
+            .collect::<Result<Vec<_>, _>>()?;
+        actions.into_iter().try_for_each(|a| self.apply(a))
     }
 
     /// The `control` node.

@@ -9,6 +9,7 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -73,8 +74,9 @@ impl Mount {
         let md = std::fs::metadata(mountpoint).map_err(|e| {
             MountError(if e.raw_os_error() == Some(libc::ENOTCONN) {
                 format!(
-                    "mount point {0}: a FUSE file system whose server has gone is still mounted \
-                     there ({e}); unmount it first: umount -l {0}",
+                    "mount point {}: {e}: a FUSE file system whose server has gone is still \
+                     mounted there or above it; unmount it first (umount -l, or fusermount3 -uz \
+                     as another user)",
                     mountpoint.display()
                 )
             } else {
@@ -90,7 +92,7 @@ impl Mount {
         let path = std::fs::canonicalize(mountpoint)
             .map_err(|e| MountError(format!("mount point {}: {e}", mountpoint.display())))?;
         let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        if let Some((fstype, source)) = fuse_mounted_at(&info, &path) {
+        if let Some((fstype, source)) = fuse_mounted_at(&info, &path, dev_numbers(md.dev())) {
             return Err(MountError(format!(
                 "mount point {0}: a FUSE file system ({fstype}, {source}) is mounted there \
                  already; stop it or unmount it first (umount {0})",
@@ -305,9 +307,21 @@ fn is_fuse(mountinfo_line: &str) -> bool {
         .is_some_and(|rest| rest.starts_with("fuse"))
 }
 
-/// The (file system type, source) of the top mount at `path` if it is a FUSE file system.
-fn fuse_mounted_at(mountinfo: &str, path: &Path) -> Option<(String, String)> {
-    let top = line_at(mountinfo, path, false).filter(|l| is_fuse(l))?;
+/// `(major, minor)` of a `dev_t`.
+fn dev_numbers(dev: u64) -> (u32, u32) {
+    (libc::major(dev), libc::minor(dev))
+}
+
+/// The (file system type, source) of the mount at `path` whose device is `dev` (what `stat` of
+/// `path` gives: the top mount there; the last line at the path is not always it, a mount can be
+/// moved there or beneath), if it is a FUSE file system.
+fn fuse_mounted_at(mountinfo: &str, path: &Path, dev: (u32, u32)) -> Option<(String, String)> {
+    let want = format!("{}:{}", dev.0, dev.1);
+    let top = mountinfo.lines().find(|l| {
+        l.split_whitespace().nth(2) == Some(want.as_str())
+            && line_at(l, path, false).is_some()
+            && is_fuse(l)
+    })?;
     let mut rest = top.split(" - ").nth(1)?.split_whitespace();
     Some((rest.next()?.to_string(), rest.next()?.to_string()))
 }
@@ -380,14 +394,16 @@ mod tests {
         assert_eq!(parse_connection(info, Path::new("/tmp/other")), Some(50));
         assert_eq!(parse_connection(info, Path::new("/tmp/plain")), None);
         assert_eq!(parse_connection(info, Path::new("/tmp/none")), None);
-        // A FUSE mount on top refuses a new one; one under another file system does not.
-        let f = |p: &str| fuse_mounted_at(info, Path::new(p));
+        // The mount whose device `stat` gives: a FUSE one refuses a new mount; a FUSE mount
+        // under another file system at the same path does not.
         let devfs = Some(("fuse.revocable".to_string(), "revocable".to_string()));
-        assert_eq!(f("/tmp/my dir"), devfs);
-        assert_eq!(f("/tmp/plain"), None);
-        assert_eq!(f("/tmp/none"), None);
-        let under = format!("{info}44 22 0:52 / /tmp/other rw - tmpfs tmpfs rw\n");
-        assert_eq!(fuse_mounted_at(&under, Path::new("/tmp/other")), None);
+        let f = |p: &str, dev| fuse_mounted_at(info, Path::new(p), (0, dev));
+        assert_eq!(f("/tmp/my dir", 47), devfs);
+        assert_eq!(f("/tmp/other", 50), devfs);
+        assert_eq!(f("/tmp/plain", 51), None);
+        assert_eq!(f("/tmp/none", 47), None);
+        assert_eq!(f("/tmp/other", 52), None);
+        assert_eq!(dev_numbers(0x801), (8, 1));
     }
 
     #[test]

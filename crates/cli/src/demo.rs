@@ -320,7 +320,7 @@ fn client(kind: &str, ec: &dyn Ec, ready: &mut dyn FnMut()) -> Report {
 
 /// The hidden client mode: a real process on the mounted file.
 fn run_client(kind: &str, dev: &Path) -> ExitCode {
-    // The demo blocks SIGINT/SIGTERM/SIGHUP for its own signal thread; a client takes them normally.
+    // The demo blocks its stop signals for its own signal thread; a client takes them normally.
     let set = crate::devfs::block_stop_signals();
     // SAFETY: set is an initialised sigset_t.
     unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) };
@@ -673,7 +673,10 @@ pub fn run(args: Args) -> ExitCode {
         args.readers + args.pollers + args.ioctl_loops
     };
     if clients == 0 {
-        eprintln!("revocable demo: no clients to unplug the device under: give at least one reader, poller or ioctl loop");
+        eprintln!(
+            "revocable demo: no clients to unplug the device under: \
+             give at least one reader, poller or ioctl loop"
+        );
         return ExitCode::from(2);
     }
     let t = std::time::Instant::now();
@@ -687,12 +690,18 @@ pub fn run(args: Args) -> ExitCode {
         match crate::tempdir::make("revocable-demo") {
             Err(e) => Err(e),
             Ok(dir) => {
-                // Clients inherit no stop signals; the demo itself is short and always unmounts.
-                // Blocked before the server threads start, so that they inherit the mask.
+                // The stop signals are blocked before the server threads start, so that they
+                // inherit the mask, and taken by the demo's signal thread; client processes
+                // unblock them (other children, `cat`, inherit the mask: they are short-lived).
                 let set = crate::devfs::block_stop_signals();
                 let r = match Devfs::mount(&dir, 4) {
                     Ok(fs) => run_fuse(&args, &dir, fs, set),
                     Err(e) => {
+                        // Nobody waits for the stop signals here: let them act as usual.
+                        // SAFETY: set is an initialised sigset_t.
+                        unsafe {
+                            libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut())
+                        };
                         say!("revocable demo: FUSE is not available ({e}); running the same scenario in-process on the fops layer");
                         run_in_process(&args)
                     }

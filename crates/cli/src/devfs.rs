@@ -1,8 +1,7 @@
 //! `revocable devfs MOUNTPOINT [--threads N] [--transport auto|uring|dev] [--net]`: serve the
-//! device file system until
-//! SIGINT/SIGTERM/SIGHUP or an external unmount, then exit 0 with the mount gone (files still open are
-//! released by the server). With `--net`, also `net/IFNAME` per network interface; if the
-//! interfaces cannot be followed, one line and exit status 1.
+//! device file system until SIGINT/SIGTERM/SIGHUP or an external unmount, then exit 0 with the
+//! mount gone (files still open are released by the server). With `--net`, also `net/IFNAME`
+//! per network interface; if the interfaces cannot be followed, one line and exit status 1.
 //!
 //! Invariant: SIGINT, SIGTERM and SIGHUP (a closed terminal) are blocked in every thread and
 //! taken by one `sigwait` thread, so no signal handler runs inside the server and the stop is an
@@ -60,36 +59,92 @@ pub(crate) fn block_stop_signals() -> libc::sigset_t {
     }
 }
 
+/// What the signal thread and the mounting thread tell each other.
+#[derive(Default)]
+struct StopState {
+    /// Set once the mount serves.
+    stopper: Option<revocable_devfs::fuse::Stopper>,
+    /// A stop signal arrived (before the mount served: the mounting thread stops it at once).
+    signalled: bool,
+    /// The mount attempt returned, either way.
+    mount_done: bool,
+}
+
+/// How long a stop signal that arrives before the mount serves waits for the mount attempt to
+/// return (then the process exits with status 1: the attempt hangs, e.g. in `stat` of a mount
+/// point whose FUSE server is stopped).
+const STOP_BEFORE_MOUNT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn lock(s: &std::sync::Mutex<StopState>) -> std::sync::MutexGuard<'_, StopState> {
+    s.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Takes the stop signals of `set` from the start, mounting included.
+fn signal_thread(set: libc::sigset_t, state: std::sync::Arc<std::sync::Mutex<StopState>>) {
+    std::thread::spawn(move || {
+        let mut sig: libc::c_int = 0;
+        // SAFETY: set is an initialised sigset_t; sig is a valid out-pointer.
+        if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+            return;
+        }
+        {
+            let mut s = lock(&state);
+            s.signalled = true;
+            if let Some(stop) = &s.stopper {
+                eprintln!("revocable devfs: signal {sig}, unmounting");
+                stop.stop();
+                return;
+            }
+        }
+        eprintln!("revocable devfs: signal {sig} before the mount served; giving up");
+        let t = std::time::Instant::now();
+        while t.elapsed() < STOP_BEFORE_MOUNT_WAIT {
+            if lock(&state).mount_done {
+                return; // the mounting thread stops what it mounted
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        std::process::exit(1);
+    });
+}
+
 /// Entry point of `revocable devfs`.
 pub fn run(args: Args) -> ExitCode {
     let set = block_stop_signals();
+    let state = std::sync::Arc::new(std::sync::Mutex::new(StopState::default()));
+    signal_thread(set, state.clone());
     let options = Options {
         net: args.net.then(NetOptions::default),
         transport: args.transport,
     };
     let threads = args.threads.map_or_else(default_threads, usize::from);
-    let mut fs = match Devfs::mount_with(&args.mountpoint, threads, &options) {
+    let mounted = Devfs::mount_with(&args.mountpoint, threads, &options);
+    {
+        let mut s = lock(&state);
+        s.mount_done = true;
+        if let Ok(fs) = &mounted {
+            s.stopper = Some(fs.stopper());
+            if s.signalled {
+                fs.stopper().stop();
+            }
+        }
+    }
+    let mut fs = match mounted {
         Ok(fs) => fs,
         Err(e) => {
             eprintln!("revocable devfs: {e}");
             return ExitCode::from(1);
         }
     };
+    // SAFETY: set is an initialised sigset_t.
+    let ctrl_c = unsafe { libc::sigismember(&set, libc::SIGINT) } == 1;
     eprintln!("revocable devfs: transport: {}", fs.transport());
     eprintln!(
-        "revocable devfs: serving {}: cros_ec, revocable_test/{{provider,consumer}}, control{}; Ctrl-C to stop",
+        "revocable devfs: serving {}: cros_ec, revocable_test/{{provider,consumer}}, control{}; {} to stop",
         fs.mountpoint().display(),
-        if args.net { ", net/" } else { "" }
+        if args.net { ", net/" } else { "" },
+        if ctrl_c { "Ctrl-C" } else { "SIGTERM" }
     );
-    let stop = fs.stopper();
-    std::thread::spawn(move || {
-        let mut sig: libc::c_int = 0;
-        // SAFETY: set is an initialised sigset_t; sig is a valid out-pointer.
-        if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
-            eprintln!("revocable devfs: signal {sig}, unmounting");
-            stop.stop();
-        }
-    });
     let reason = fs.join();
     let st = fs.stats();
     use std::sync::atomic::Ordering::Relaxed;

@@ -283,8 +283,8 @@ fn connection_of(path: &Path) -> Option<u32> {
     parse_connection(&info, path)
 }
 
-/// The last line of `mountinfo` that mounts a file system at `path` (the top one), or with
-/// `fuse_only` the last that mounts a FUSE file system there.
+/// The last line of `mountinfo` that mounts a file system at `path` (the latest mounted there,
+/// usually the top one), or with `fuse_only` the last that mounts a FUSE file system there.
 fn line_at<'a>(mountinfo: &'a str, path: &Path, fuse_only: bool) -> Option<&'a str> {
     // mountinfo escapes space, tab, newline and backslash in paths as octal.
     let mut want = String::new();

@@ -581,9 +581,7 @@ fn run_fuse(args: &Args, dir: &Path, mut fs: Devfs, set: libc::sigset_t) -> Resu
     // Ctrl-C during the demo: unmount and let the scenario fail fast instead of leaving a mount.
     let stop = fs.stopper();
     std::thread::spawn(move || {
-        let mut sig: libc::c_int = 0;
-        // SAFETY: set is an initialised sigset_t; sig is a valid out-pointer.
-        if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
+        if crate::devfs::wait_for_stop_signal(&set).is_some() {
             eprintln!("revocable demo: interrupted, unmounting");
             stop.stop();
         }

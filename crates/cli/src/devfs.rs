@@ -59,6 +59,14 @@ pub(crate) fn block_stop_signals() -> libc::sigset_t {
     }
 }
 
+/// Waits for one of the stop signals of `set` (blocked by [`block_stop_signals`]); `None` if
+/// `sigwait` fails.
+pub(crate) fn wait_for_stop_signal(set: &libc::sigset_t) -> Option<libc::c_int> {
+    let mut sig: libc::c_int = 0;
+    // SAFETY: set is an initialised sigset_t; sig is a valid out-pointer.
+    (unsafe { libc::sigwait(set, &mut sig) } == 0).then_some(sig)
+}
+
 /// What the signal thread and the mounting thread tell each other.
 #[derive(Default)]
 struct StopState {
@@ -82,11 +90,9 @@ fn lock(s: &std::sync::Mutex<StopState>) -> std::sync::MutexGuard<'_, StopState>
 /// Takes the stop signals of `set` from the start, mounting included.
 fn signal_thread(set: libc::sigset_t, state: std::sync::Arc<std::sync::Mutex<StopState>>) {
     std::thread::spawn(move || {
-        let mut sig: libc::c_int = 0;
-        // SAFETY: set is an initialised sigset_t; sig is a valid out-pointer.
-        if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+        let Some(sig) = wait_for_stop_signal(&set) else {
             return;
-        }
+        };
         {
             let mut s = lock(&state);
             s.signalled = true;

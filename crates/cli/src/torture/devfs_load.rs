@@ -294,9 +294,7 @@ fn run_mounted(cfg: &Config, dir: &Path, mut fs: Devfs, set: libc::sigset_t) -> 
     {
         let interrupted = interrupted.clone();
         std::thread::spawn(move || {
-            let mut sig: libc::c_int = 0;
-            // SAFETY: set is an initialised sigset_t; sig is a valid out-pointer.
-            if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
+            if crate::devfs::wait_for_stop_signal(&set).is_some() {
                 eprintln!("torture --devfs: interrupted, finishing early");
                 interrupted.store(true, Relaxed);
             }

@@ -7,6 +7,8 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use revocable_devfs::fuse::testing::{fuse_available, temp_dir};
 use revocable_drivers::testing::Netns;
 
@@ -34,19 +36,8 @@ fn devfs_net_follows_interfaces_and_stops_cleanly() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("run nsenter");
-    let kill = |child: &mut std::process::Child| {
-        let _ = child.kill();
-        let _ = child.wait();
-    };
     let net = dir.join("net");
-    let t = Instant::now();
-    while !net.join("lo").exists() {
-        if t.elapsed() > Duration::from_secs(10) || child.try_wait().ok().flatten().is_some() {
-            kill(&mut child);
-            panic!("net/lo never appeared");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    common::wait_served(&mut child, &net.join("lo"), "net/lo never appeared");
     ns.ip(&["link", "add", "va", "type", "veth", "peer", "name", "vb"]);
     wait_for("net/va", || net.join("va").exists());
     // One read: the state line (a second read would wait for the link to change).
@@ -56,8 +47,7 @@ fn devfs_net_follows_interfaces_and_stops_cleanly() {
     assert!(buf[..n].starts_with(b"operstate "), "{:?}", &buf[..n]);
     ns.ip(&["link", "del", "va"]);
     wait_for("net/va gone", || !net.join("va").exists());
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    common::signal(&child, libc::SIGTERM);
     let out = child.wait_with_output().expect("wait");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");

@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 use revocable_devfs::fuse::testing::{fuse_available, temp_dir};
 
+mod common;
+use common::signal;
+
 /// Starts `revocable devfs DIR`, SIGHUP ignored if `nohup`; returns once it serves `control`.
 fn serve(dir: &std::path::Path, nohup: bool) -> Child {
     serve_with(dir, nohup, None)
@@ -31,21 +34,8 @@ fn serve_with(dir: &std::path::Path, nohup: bool, transport: Option<&str>) -> Ch
         }
     }
     let mut child = cmd.spawn().expect("run revocable devfs");
-    let t = Instant::now();
-    while !dir.join("control").exists() {
-        if t.elapsed() > Duration::from_secs(10) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the mount never served");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    common::wait_served(&mut child, &dir.join("control"), "the mount never served");
     child
-}
-
-fn signal(child: &Child, sig: libc::c_int) {
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, sig) };
 }
 
 /// Whether `dir` is a mount point of this mount namespace now.

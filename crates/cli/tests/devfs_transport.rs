@@ -4,7 +4,8 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+
+mod common;
 
 use revocable_devfs::fuse::testing::{fuse_available, temp_dir};
 use revocable_devfs::fuse::uring;
@@ -25,18 +26,13 @@ fn first_line(transport: &str) -> String {
     let mut err = BufReader::new(child.stderr.take().expect("stderr"));
     let mut line = String::new();
     err.read_line(&mut line).expect("first line");
-    let t = Instant::now();
-    while !dir.join("control").exists() {
-        if t.elapsed() > Duration::from_secs(10) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{transport}: the mount never served; first line: {line}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    common::wait_served(
+        &mut child,
+        &dir.join("control"),
+        &format!("{transport}: the mount never served; first line: {line}"),
+    );
     let state = std::fs::read_to_string(dir.join("control")).expect("read control");
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    common::signal(&child, libc::SIGTERM);
     let status = child.wait().expect("wait");
     let _ = std::fs::remove_dir(&dir);
     assert!(status.success(), "{transport}: {status}");

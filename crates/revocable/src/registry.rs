@@ -158,6 +158,10 @@ impl Claim {
     fn bit(self) -> u64 {
         1 << self.index
     }
+    /// Whether the line belongs to the Send-guard pool (its `pooled` bit, loaded with `order`).
+    fn is_pooled(self, order: Ordering) -> bool {
+        self.block.pooled.load(order) & self.bit() != 0
+    }
 }
 
 /// The list of all blocks ever created (newest first).
@@ -1116,7 +1120,7 @@ pub(crate) fn holders(id: u64) -> Vec<Seen> {
                 // it, so the re-check below sees the retracted slots of the line's owner before
                 // the pool (which the lock gave us on the other path); with a Relaxed load a
                 // stale announcement of that thread was named a Send guard (a loom model below).
-                let pooled = c.block.pooled.load(Ordering::Acquire) & c.bit() != 0;
+                let pooled = c.is_pooled(Ordering::Acquire);
                 let locked = if pooled {
                     None
                 } else if stuck {
@@ -1218,7 +1222,10 @@ pub(crate) fn forget_other_threads() {
     for_each_block(|block| {
         for index in bits(block.used()) {
             let c = Claim { block, index };
-            if mine.is_some_and(|m| ptr::eq(m.line(), c.line())) || is_pooled(c) {
+            // Relaxed suffices: the child reads nothing through the bit, it only needs to see
+            // every bit set, and it does: lines are claimed for the pool under the depot lock,
+            // which the fork's prepare handler takes.
+            if mine.is_some_and(|m| ptr::eq(m.line(), c.line())) || c.is_pooled(Ordering::Relaxed) {
                 continue;
             }
             c.for_each_slot(|s, _| s.store(0, Ordering::Relaxed));
@@ -1226,14 +1233,6 @@ pub(crate) fn forget_other_threads() {
             orphan(c);
         }
     });
-}
-
-/// Whether a claimed line belongs to the Send-guard pool. Relaxed suffices: the fork child
-/// reads nothing through the bit, it only needs to see every bit set, and it does: lines are
-/// claimed for the pool under the depot lock, which the fork's prepare handler takes.
-#[cfg(all(unix, not(loom), not(miri)))]
-fn is_pooled(c: Claim) -> bool {
-    c.block.pooled.load(Ordering::Relaxed) & c.bit() != 0
 }
 
 /// Tests: this thread's line (registering the thread if needed), to watch its exit from another
@@ -1275,7 +1274,7 @@ impl TestLine {
 pub(crate) fn lock_pool_owners() -> Vec<MutexGuard<'static, Owner>> {
     let mut out = Vec::new();
     for_each_claim(|c| {
-        if c.block.pooled.load(Ordering::Acquire) & c.bit() != 0 {
+        if c.is_pooled(Ordering::Acquire) {
             out.extend(try_lock(&c.cold().owner));
         }
     });

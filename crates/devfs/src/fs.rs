@@ -6,12 +6,13 @@
 //! - every successful OPEN inserts one entry in the open-file table and every entry leaves it
 //!   exactly once, by RELEASE or at session end, and that remover calls `Handle::release`;
 //! - a read that would block on a file opened without `O_NONBLOCK` is parked on its open file and
-//!   retried by the file's waker; each parked read is answered once (data, error, or EINTR by the
-//!   interrupt handler);
+//!   retried by the file's waker; each parked read is answered once (data, error, EINTR by the
+//!   interrupt handler, or the close's errno: `EBADF` at RELEASE, `ENODEV` at session end);
 //! - a poller that asked for notification has its poll handle stored on the open file and is
 //!   notified on every wake of that file.
 
 use std::collections::{HashMap, VecDeque};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -72,72 +73,180 @@ struct PendingRead {
     flags: u32,
 }
 
+/// The reads parked on one open file, and who is retrying them.
+///
+/// Retries run without the lock held: a driver's read may call the file's waker synchronously
+/// (the fops layer does, when it arms a revoke watch on a resource already revoked), and that
+/// waker comes back here. One thread at a time retries (the *runner*), so the reads are retried
+/// in the order they parked; a wake that arrives meanwhile only sets `again`, and the runner
+/// retries once more before it stops, so no wake is lost. A driver that panics in a retry loses
+/// the reads of that round (each is answered `EIO` as its reply drops); the runner still finishes
+/// its rounds, so the reads parked meanwhile are retried, and then the panic goes on.
+///
+/// # Invariants
+/// - `queue` holds only reads parked on this file and not being retried now; a read being
+///   retried is held by the runner alone;
+/// - `again` is false while `running` is false;
+/// - once `closed` is `Some(errno)`, nothing is added to `queue`: a read that would be is answered
+///   with `errno` instead.
+#[derive(Default)]
+struct Waiters {
+    queue: VecDeque<PendingRead>,
+    running: bool,
+    again: bool,
+    closed: Option<i32>,
+}
+
 /// An open file.
 ///
 /// # Invariants
-/// `waiters` holds only reads parked on this file; `kh` is the kernel's poll handle once a poll
-/// asked for notification.
+/// `waiters` holds only reads parked on this file (see [`Waiters`]); `kh` is the kernel's poll
+/// handle once a poll asked for notification.
 struct OpenFile {
     ino: u64,
     node: Arc<dyn Node>,
     handle: Arc<dyn Handle>,
-    waiters: Mutex<VecDeque<PendingRead>>,
+    waiters: Mutex<Waiters>,
     kh: Mutex<Option<u64>>,
     ctx: Ctx,
 }
 
 impl OpenFile {
-    /// Runs the driver's release, then answers every request still parked on this file with
-    /// `errno` (the file is gone, so nothing else will).
+    fn waiters(&self) -> std::sync::MutexGuard<'_, Waiters> {
+        self.waiters.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Marks the file closed, runs the driver's release, then answers every request that was
+    /// parked on this file with `errno` (the file is gone, so nothing else will). The queue is
+    /// emptied before the release, so a wake the release fires retries nothing; reads a runner
+    /// holds now are answered by that runner with `errno` too (see [`Waiters`]).
     fn close(&self, errno: i32) {
+        let queue = {
+            let mut w = self.waiters();
+            w.closed = Some(errno);
+            std::mem::take(&mut w.queue)
+        };
         self.handle.release();
-        for p in self
-            .waiters
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-        {
+        for p in queue {
             if let Some(r) = p.parked.take() {
                 r.error(errno);
             }
         }
     }
-}
 
-impl OpenFile {
+    /// The close's errno, once the file is closed.
+    fn closed(&self) -> Option<i32> {
+        self.waiters().closed
+    }
+
     fn do_read(&self, offset: u64, size: u32, flags: u32) -> Result<Vec<u8>, i32> {
         let mut d = self.handle.read(offset, size, flags)?;
         d.truncate(size as usize);
         Ok(d)
     }
 
-    /// Retries the parked reads in order and notifies the poller.
+    /// Parks `reply` for a read that would block and returns true, unless the file is closed:
+    /// then the read is answered with the close's errno and this returns false.
+    fn park_read(&self, reply: Reply, offset: u64, size: u32, flags: u32) -> bool {
+        let mut w = self.waiters();
+        if let Some(errno) = w.closed {
+            drop(w);
+            reply.error(errno);
+            return false;
+        }
+        // Drop reads answered meanwhile by an interrupt, so the queue stays short.
+        w.queue.retain(|p| p.parked.is_pending());
+        let parked = self.ctx.park(reply);
+        w.queue.push_back(PendingRead {
+            parked,
+            offset,
+            size,
+            flags,
+        });
+        true
+    }
+
+    /// Retries the parked reads in order and notifies the poller. Never blocks on a retry in
+    /// progress: if another thread (or this one, from inside a retried read) is the runner, this
+    /// only asks it to go round once more.
     fn wake(&self, stats: &Stats) {
         {
-            let mut q = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
-            let mut keep = VecDeque::with_capacity(q.len());
-            while let Some(p) = q.pop_front() {
-                // Take the reply first: an interrupted read (reply already taken) must not
-                // consume data.
-                let Some(reply) = p.parked.take() else {
-                    continue;
-                };
-                match self.do_read(p.offset, p.size, p.flags) {
-                    Err(libc::EAGAIN) => {
-                        let parked = self.ctx.park(reply);
-                        keep.push_back(PendingRead { parked, ..p });
+            let mut w = self.waiters();
+            if w.running {
+                w.again = true;
+                return;
+            }
+            w.running = true;
+            let mut panicked = None;
+            loop {
+                w.again = false;
+                let batch = std::mem::take(&mut w.queue);
+                drop(w);
+                // A driver that panics in a retry must not leave the file without a runner: the
+                // round's reads are lost (answered EIO as they drop), the rounds go on.
+                let keep = match catch_unwind(AssertUnwindSafe(|| self.retry(batch))) {
+                    Ok(keep) => keep,
+                    Err(payload) => {
+                        panicked.get_or_insert(payload);
+                        VecDeque::new()
                     }
-                    Ok(d) => reply.ok(&[&d]),
-                    Err(e) => reply.error(e),
+                };
+                w = self.waiters();
+                if let Some(errno) = w.closed {
+                    drop(w);
+                    for p in keep {
+                        if let Some(r) = p.parked.take() {
+                            r.error(errno);
+                        }
+                    }
+                    w = self.waiters();
+                } else {
+                    // Reads parked during the retry came after the kept ones.
+                    let later = std::mem::replace(&mut w.queue, keep);
+                    w.queue.extend(later);
+                }
+                if !w.again {
+                    w.running = false;
+                    break;
                 }
             }
-            *q = keep;
+            drop(w);
+            if let Some(payload) = panicked {
+                resume_unwind(payload);
+            }
         }
         let kh = *self.kh.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(kh) = kh {
             stats.poll_notifies.fetch_add(1, Ordering::Relaxed);
             let _ = self.ctx.notifier().poll_wakeup(kh);
         }
+    }
+
+    /// Retries `batch` in order, without the lock; returns the reads that still would block. Once
+    /// the file is closed the rest are answered with the close's errno instead of reaching the
+    /// driver after its release.
+    fn retry(&self, batch: VecDeque<PendingRead>) -> VecDeque<PendingRead> {
+        let mut keep = VecDeque::with_capacity(batch.len());
+        for p in batch {
+            // Take the reply first: an interrupted read (reply already taken) must not consume
+            // data.
+            let Some(reply) = p.parked.take() else {
+                continue;
+            };
+            if let Some(errno) = self.closed() {
+                reply.error(errno);
+                continue;
+            }
+            match self.do_read(p.offset, p.size, p.flags) {
+                Err(libc::EAGAIN) => {
+                    let parked = self.ctx.park(reply);
+                    keep.push_back(PendingRead { parked, ..p });
+                }
+                Ok(d) => reply.ok(&[&d]),
+                Err(e) => reply.error(e),
+            }
+        }
+        keep
     }
 }
 
@@ -385,7 +494,7 @@ impl DevFs {
             ino,
             node,
             handle: handle.clone(),
-            waiters: Mutex::new(VecDeque::new()),
+            waiters: Mutex::new(Waiters::default()),
             kh: Mutex::new(None),
             ctx: ctx.clone(),
         });
@@ -429,21 +538,11 @@ impl DevFs {
     fn read(&self, file: &Arc<OpenFile>, offset: u64, size: u32, flags: u32, reply: Reply) {
         match file.do_read(offset, size, flags) {
             Err(libc::EAGAIN) if flags & libc::O_NONBLOCK as u32 == 0 => {
-                self.stats.parked_reads.fetch_add(1, Ordering::Relaxed);
-                let parked = file.ctx.park(reply);
-                {
-                    let mut q = file.waiters.lock().unwrap_or_else(|e| e.into_inner());
-                    // Drop reads answered meanwhile by an interrupt, so the queue stays short.
-                    q.retain(|p| p.parked.is_pending());
-                    q.push_back(PendingRead {
-                        parked,
-                        offset,
-                        size,
-                        flags,
-                    });
+                if file.park_read(reply, offset, size, flags) {
+                    self.stats.parked_reads.fetch_add(1, Ordering::Relaxed);
+                    // Data may have arrived between the failed read and the parking: retry once.
+                    file.wake(&self.stats);
                 }
-                // Data may have arrived between the failed read and the parking: retry once.
-                file.wake(&self.stats);
             }
             Ok(d) => reply.ok(&[&d]),
             Err(e) => reply.error(e),

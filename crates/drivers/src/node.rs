@@ -8,7 +8,10 @@
 use std::sync::Arc;
 
 /// Called by a handle when readiness may have changed. Cheap, callable from any thread, and safe
-/// to call spuriously.
+/// to call spuriously. A handle may call it from inside its own `read` (as the fops layer does when
+/// it arms a revoke watch on a resource already revoked); the file system then retries once more,
+/// so such a wake must mean the next read no longer returns `EAGAIN` for the same cause, or the
+/// retries never end.
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
 
 /// Result of a node operation: a positive errno on failure.

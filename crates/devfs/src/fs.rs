@@ -12,7 +12,7 @@
 //!   notified on every wake of that file.
 
 use std::collections::{HashMap, VecDeque};
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -80,8 +80,10 @@ struct PendingRead {
 /// waker comes back here. One thread at a time retries (the *runner*), so the reads are retried
 /// in the order they parked; a wake that arrives meanwhile only sets `again`, and the runner
 /// retries once more before it stops, so no wake is lost. A driver that panics in a retry loses
-/// the reads of that round (each is answered `EIO` as its reply drops); the runner still finishes
-/// its rounds, so the reads parked meanwhile are retried, and then the panic goes on.
+/// the reads of that round (each is answered `EIO` as its reply drops; the panic hook has printed
+/// the panic); the runner still finishes its rounds, so the reads parked meanwhile are retried,
+/// and the panic goes no further: a wake runs on whatever thread called the waker (a driver's, a
+/// revoke's, another file's wake-up loop), which must not unwind for this file's driver.
 ///
 /// # Invariants
 /// - `queue` holds only reads parked on this file and not being retried now; a read being
@@ -177,20 +179,14 @@ impl OpenFile {
                 return;
             }
             w.running = true;
-            let mut panicked = None;
             loop {
                 w.again = false;
                 let batch = std::mem::take(&mut w.queue);
                 drop(w);
                 // A driver that panics in a retry must not leave the file without a runner: the
                 // round's reads are lost (answered EIO as they drop), the rounds go on.
-                let keep = match catch_unwind(AssertUnwindSafe(|| self.retry(batch))) {
-                    Ok(keep) => keep,
-                    Err(payload) => {
-                        panicked.get_or_insert(payload);
-                        VecDeque::new()
-                    }
-                };
+                let keep: VecDeque<_> =
+                    catch_unwind(AssertUnwindSafe(|| self.retry(batch))).unwrap_or_default();
                 w = self.waiters();
                 if let Some(errno) = w.closed {
                     drop(w);
@@ -209,10 +205,6 @@ impl OpenFile {
                     w.running = false;
                     break;
                 }
-            }
-            drop(w);
-            if let Some(payload) = panicked {
-                resume_unwind(payload);
             }
         }
         let kh = *self.kh.lock().unwrap_or_else(|e| e.into_inner());

@@ -178,11 +178,20 @@ impl Driver for NetdevDriver {
 /// assert!(net.open("veth0", 0).is_err());
 /// drop(f);
 /// ```
+///
+/// # Invariants
+/// Between events, `by_index` maps the ifindex of every interface with a bound device on `bus` to
+/// its name; during one, an interface leaves the map before its device is removed and enters it
+/// after its device is added. Only [`handle`](NetBus::handle) changes it, one event at a time
+/// (`handling`), holding it only for the map's own updates: a device's add and unbind (which
+/// revokes, waits for readers and runs their wake-ups) run without it, so a listing never waits
+/// for them and a wake-up may list.
 #[derive(Debug)]
 pub struct NetBus {
     bus: Bus,
     misc: MiscRegistry,
     by_index: Mutex<HashMap<u32, String>>,
+    handling: Mutex<()>,
 }
 
 impl NetBus {
@@ -199,6 +208,7 @@ impl NetBus {
             bus,
             misc,
             by_index: Mutex::new(HashMap::new()),
+            handling: Mutex::new(()),
         })
     }
 
@@ -213,20 +223,33 @@ impl NetBus {
     }
 
     /// Applies one link event: a new interface becomes a bound device, a known one gets its new
-    /// state (a renamed one is removed and added again), a deleted one is removed.
+    /// state (a renamed one is removed and added again), a deleted one is removed. Events are
+    /// applied one at a time, in the order of the calls (the kernel sends them under rtnl, in
+    /// order); a listing ([`interfaces`](Self::interfaces)) during an event sees the interface
+    /// before or after it, never waits for the unbind.
     pub fn handle(&self, ev: LinkEvent) {
-        let mut idx = self.by_index.lock().unwrap_or_else(|e| e.into_inner());
+        let _one = self.handling.lock().unwrap_or_else(|e| e.into_inner());
         match ev {
             LinkEvent::New(LinkInfo { index, name, state }) => {
-                if idx.get(&index).is_some_and(|n| *n != name) {
-                    if let Some(old) = idx.remove(&index) {
-                        self.remove(&old);
+                let renamed = {
+                    let mut idx = self.index();
+                    if idx.get(&index).is_some_and(|n| *n != name) {
+                        idx.remove(&index)
+                    } else {
+                        None
                     }
+                };
+                if let Some(old) = renamed {
+                    self.remove(&old);
                 }
-                if !idx.contains_key(&index) {
+                if !self.index().contains_key(&index) {
                     // An interface of that name from before (a missed DELLINK) goes first.
-                    if let Some(stale) = idx.iter().find(|(_, n)| **n == name).map(|(i, _)| *i) {
-                        idx.remove(&stale);
+                    let stale = {
+                        let mut idx = self.index();
+                        let stale = idx.iter().find(|(_, n)| **n == name).map(|(i, _)| *i);
+                        stale.and_then(|i| idx.remove(&i))
+                    };
+                    if stale.is_some() {
                         self.remove(&name);
                     }
                     if self
@@ -236,7 +259,7 @@ impl NetBus {
                     {
                         return;
                     }
-                    idx.insert(index, name.clone());
+                    self.index().insert(index, name.clone());
                 }
                 let link: Option<Arc<Resource<Link>>> =
                     self.bus.device(&name).and_then(|d| d.drvdata());
@@ -247,35 +270,27 @@ impl NetBus {
                 }
             }
             LinkEvent::Del { index, name } => {
-                let known = idx.remove(&index).unwrap_or(name);
+                let known = self.index().remove(&index).unwrap_or(name);
                 self.remove(&known);
             }
         }
     }
 
+    fn index(&self) -> std::sync::MutexGuard<'_, HashMap<u32, String>> {
+        self.by_index.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The interfaces now, as (name, ifindex), sorted by name. A name re-created by a new
     /// interface normally comes with a new ifindex.
     pub fn interfaces(&self) -> Vec<(String, u32)> {
-        let mut v: Vec<(String, u32)> = self
-            .by_index
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|(i, n)| (n.clone(), *i))
-            .collect();
+        let mut v: Vec<(String, u32)> = self.index().iter().map(|(i, n)| (n.clone(), *i)).collect();
         v.sort();
         v
     }
 
     /// Names of the interfaces now, sorted.
     pub fn names(&self) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .by_index
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let mut v: Vec<String> = self.index().values().cloned().collect();
         v.sort();
         v
     }
@@ -380,5 +395,48 @@ mod tests {
             name: "b".into(),
         });
         assert!(net.names().is_empty());
+    }
+
+    /// An interface's deletion wakes its blocked readers from inside the event (the unbind's
+    /// revoke runs their wake-ups); a wake-up that lists the interfaces, as devfs's `net/`
+    /// listing does, must not wait for the event that runs it. Bounded: a regression fails.
+    #[test]
+    fn a_wake_up_during_a_delete_may_list_the_interfaces() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Weak;
+        let net = NetBus::new();
+        net.handle(info(3, "eth0", "up"));
+        let f = net.open("eth0", 0).unwrap();
+        assert!(f.read(0, 256, 0).is_ok(), "the first line");
+        let listed = Arc::new(AtomicBool::new(false));
+        let (weak, l) = (Arc::downgrade(&net), listed.clone());
+        f.set_waker(Arc::new(move || {
+            if let Some(net) = Weak::upgrade(&weak) {
+                // During the delete: the interface has already left the listing.
+                if !net.interfaces().iter().any(|(n, _)| n == "eth0") {
+                    l.store(true, Ordering::SeqCst);
+                }
+            }
+        }));
+        assert_eq!(f.read(0, 256, 0), Err(libc::EAGAIN), "blocked, waker armed");
+        let n = net.clone();
+        let t = std::thread::spawn(move || {
+            n.handle(LinkEvent::Del {
+                index: 3,
+                name: "eth0".into(),
+            })
+        });
+        let start = std::time::Instant::now();
+        while !t.is_finished() {
+            assert!(
+                start.elapsed().as_secs() < 10,
+                "the delete did not return: deadlock"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        t.join().unwrap();
+        assert!(listed.load(Ordering::SeqCst), "the wake-up ran and listed");
+        assert_eq!(f.read(0, 256, 0), Err(libc::ENODEV));
+        f.release();
     }
 }

@@ -71,7 +71,7 @@ pub(crate) fn wait_for_stop_signal(set: &libc::sigset_t) -> Option<libc::c_int> 
 #[derive(Default)]
 struct StopState {
     /// Set once the mount serves.
-    stopper: Option<revocable_devfs::fuse::Stopper>,
+    stopper: Option<revocable_devfs::server::Stopper>,
     /// A stop signal arrived (before the mount served: the mounting thread stops it at once).
     signalled: bool,
     /// The mount attempt returned, either way.

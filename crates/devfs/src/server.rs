@@ -14,9 +14,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use revocable_device::DeviceEvent;
 use revocable_drivers::net::monitor::LinkMonitor;
@@ -25,7 +25,7 @@ use revocable_drivers::net::netdev::NetBus;
 use crate::control::Devices;
 use crate::dynamic::Dynamic;
 use crate::fs::{DevFs, Entry, Kind, Stats};
-use crate::fuse::{Chosen, EndReason, MountError, Notifier, Session, Stopper, Transport};
+use crate::fuse::{self as transport, Chosen, EndReason, MountError, Notifier, Session, Transport};
 use crate::node::Node;
 
 /// Fixed inode numbers.
@@ -135,7 +135,102 @@ struct Net {
     bus: Arc<NetBus>,
     monitor: Option<LinkMonitor>,
     stop: Arc<AtomicBool>,
+    gate: Arc<InvalGate>,
     inval: Option<JoinHandle<()>>,
+}
+
+/// How long a stop waits for a dentry invalidation in flight (see [`InvalGate`]).
+pub const INVAL_DRAIN: Duration = Duration::from_secs(1);
+
+/// Orders `net/`'s dentry invalidations before a stop.
+///
+/// The kernel runs `FUSE_NOTIFY_INVAL_ENTRY` under the directory's lock, taken uninterruptibly
+/// (`fuse_reverse_inval_entry`), and a LOOKUP or READDIR of `net/` holds that lock shared until
+/// the server answers it. A stop lets the dispatch threads leave with requests unread: with one
+/// such request among them and an invalidation in flight, the invalidating thread, and the
+/// session's close of `/dev/fuse` behind its write, would stay blocked until the connection is
+/// aborted. So a stop closes the gate first, while the dispatch threads still serve: no
+/// invalidation starts after that, and the stop waits (at most [`INVAL_DRAIN`]) for the one in
+/// flight.
+///
+/// # Invariants
+/// `in_flight` is true exactly while the invalidating thread is between [`enter`](Self::enter)
+/// and [`leave`](Self::leave); once `closed`, `enter` fails.
+#[derive(Debug, Default)]
+struct InvalGate {
+    state: Mutex<GateState>,
+    left: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct GateState {
+    closed: bool,
+    in_flight: bool,
+}
+
+impl InvalGate {
+    fn state(&self) -> std::sync::MutexGuard<'_, GateState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Before an invalidation: false once the gate is closed (then skip it).
+    fn enter(&self) -> bool {
+        let mut st = self.state();
+        if st.closed {
+            return false;
+        }
+        st.in_flight = true;
+        true
+    }
+
+    /// After an invalidation.
+    fn leave(&self) {
+        self.state().in_flight = false;
+        self.left.notify_all();
+    }
+
+    /// Closes the gate and waits up to `bound` for an invalidation in flight; true if none is
+    /// left in flight.
+    fn close(&self, bound: Duration) -> bool {
+        let deadline = Instant::now() + bound;
+        let mut st = self.state();
+        st.closed = true;
+        while st.in_flight {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            st = self
+                .left
+                .wait_timeout(st, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
+    }
+}
+
+/// Stops a [`Devfs`] from any thread (e.g. a signal-handling thread). Cloneable.
+///
+/// Blocking: with `net/`, up to [`INVAL_DRAIN`] while a dentry invalidation is in flight (see
+/// [`InvalGate`]); otherwise it only flags the session and detaches the mount.
+#[derive(Clone, Debug)]
+pub struct Stopper {
+    session: transport::Stopper,
+    gate: Option<Arc<InvalGate>>,
+}
+
+impl Stopper {
+    /// Ends `net/`'s invalidations, then removes the mount (lazily) and stops the dispatch
+    /// threads. Idempotent.
+    pub fn stop(&self) {
+        if let Some(g) = &self.gate {
+            // Not drained within the bound: stop anyway; the session's own fallback (a fusectl
+            // abort) then frees the invalidating thread.
+            let _ = g.close(INVAL_DRAIN);
+        }
+        self.session.stop();
+    }
 }
 
 impl Net {
@@ -165,17 +260,24 @@ impl std::fmt::Debug for Net {
 
 /// For each interface removed from `bus`, invalidates `net/NAME` in the kernel's dentry cache.
 /// Runs outside the dispatch threads (the kernel takes the directory's lock for it).
+/// None is sent once `gate` is closed.
 fn invalidate_removed(
     bus: &NetBus,
     notifier: Notifier,
     stats: Arc<Stats>,
+    gate: Arc<InvalGate>,
     stop: Arc<AtomicBool>,
 ) -> JoinHandle<()> {
     let rx = bus.bus().subscribe();
     std::thread::spawn(move || loop {
         match rx.recv_timeout(Duration::from_millis(50)) {
             Ok(DeviceEvent::Removed(name)) => {
-                if notifier.inval_entry(ino::NET, name.as_bytes()).is_ok() {
+                if !gate.enter() {
+                    continue;
+                }
+                let sent = notifier.inval_entry(ino::NET, name.as_bytes()).is_ok();
+                gate.leave();
+                if sent {
                     stats.entry_invalidations.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -251,13 +353,16 @@ impl Devfs {
         let net = match (bus, &options.net) {
             (Some(bus), Some(o)) => {
                 let stop = Arc::new(AtomicBool::new(false));
-                let inval = invalidate_removed(&bus, session.notifier(), stats, stop.clone());
+                let gate = Arc::new(InvalGate::default());
+                let inval =
+                    invalidate_removed(&bus, session.notifier(), stats, gate.clone(), stop.clone());
                 let b = bus.clone();
                 match LinkMonitor::start(o.netns.as_deref(), move |ev| b.handle(ev)) {
                     Ok(m) => Some(Net {
                         bus,
                         monitor: Some(m),
                         stop,
+                        gate,
                         inval: Some(inval),
                     }),
                     Err(e) => {
@@ -265,6 +370,7 @@ impl Devfs {
                             bus,
                             monitor: None,
                             stop,
+                            gate,
                             inval: Some(inval),
                         };
                         n.shut();
@@ -320,9 +426,12 @@ impl Devfs {
         self.session.mountpoint()
     }
 
-    /// Stops the session from another thread.
+    /// Stops the session from another thread (see [`Stopper`]).
     pub fn stopper(&self) -> Stopper {
-        self.session.stopper()
+        Stopper {
+            session: self.session.stopper(),
+            gate: self.net.as_ref().map(|n| n.gate.clone()),
+        }
     }
 
     /// Waits for the end of the session and tears it down (releases files still open).
@@ -332,5 +441,46 @@ impl Devfs {
             n.shut();
         }
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_closed_gate_lets_no_invalidation_start() {
+        let g = InvalGate::default();
+        assert!(g.enter());
+        g.leave();
+        assert!(g.close(Duration::ZERO), "nothing in flight: closed at once");
+        assert!(!g.enter());
+        assert!(g.close(Duration::ZERO), "idempotent");
+    }
+
+    #[test]
+    fn closing_waits_for_the_invalidation_in_flight() {
+        let g = Arc::new(InvalGate::default());
+        assert!(g.enter());
+        let g2 = g.clone();
+        let closer = std::thread::spawn(move || g2.close(Duration::from_secs(10)));
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            !closer.is_finished(),
+            "the close waits while one is in flight"
+        );
+        g.leave();
+        assert!(closer.join().unwrap(), "drained");
+        assert!(!g.enter());
+    }
+
+    #[test]
+    fn closing_gives_up_after_its_bound() {
+        let g = InvalGate::default();
+        assert!(g.enter());
+        let start = Instant::now();
+        assert!(!g.close(Duration::from_millis(50)), "still in flight");
+        assert!(start.elapsed() >= Duration::from_millis(50));
+        assert!(!g.enter(), "closed all the same");
     }
 }

@@ -2,8 +2,9 @@
 //! [`Handle`]: reads that would block arm a notify-mode [`Waiter`] whose callback is the FUSE
 //! file's waker, so a parked request is retried when data arrives or the device is revoked.
 //!
-//! Invariant: each handle owns one waiter, made when the waker is installed; the fops file is
-//! released (its `release` runs) exactly when `Handle::release` is called.
+//! Invariant: each handle owns one waiter, made when the waker is installed and shared by every
+//! parked read and poll of the file (so it is re-armed with `Waiter::rearm`, never `reset`); the
+//! fops file is released (its `release` runs) exactly when `Handle::release` is called.
 
 use std::sync::{Mutex, OnceLock};
 
@@ -104,8 +105,9 @@ impl Handle for FopsHandle {
         };
         let w = if arm { self.waiter.get() } else { None };
         if let Some(w) = w {
-            // Re-arm: a waiter woken earlier would not run its callback again.
-            w.reset();
+            // Re-arm: a waiter woken earlier would not run its callback again. Keep the
+            // registrations: a read parked on this file relies on them too.
+            w.rearm();
         }
         file.poll(w).bits()
     }

@@ -34,7 +34,9 @@ pub enum Wait<'a> {
     Block(&'a Waiter),
     /// Do not sleep: arm the waiter (it is woken, or its notify callback runs, when the operation
     /// may proceed or a resource is revoked) and return `EAGAIN`. For an event-driven server that
-    /// parks the request and retries it when notified.
+    /// parks the request and retries it when notified. The waiter may be shared by every parked
+    /// operation and poll of a file: arming re-arms it with [`Waiter::rearm`], which keeps the
+    /// registrations the others made.
     Arm(&'a Waiter),
 }
 
@@ -198,7 +200,11 @@ impl<D: FileOperations> GatedFile<D> {
             if w.is_cancelled() {
                 return Err(Errno::EINTR);
             }
-            w.reset();
+            match wait {
+                // Shared by the file's parked operations and polls: keep their registrations.
+                Wait::Arm(_) => w.rearm(),
+                _ => w.reset(),
+            }
             let mask = self.poll_inner(Some(w));
             if mask.intersects(interest | PollEvents::ALWAYS) && ready_retries < 2 {
                 // Became ready (or revoked) between the try and the arming: retry now. Bounded, so

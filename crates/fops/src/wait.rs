@@ -288,7 +288,25 @@ impl Waiter {
         lock(&self.inner.state).woken
     }
 
+    /// Re-arms, keeping the registrations: forgets a past wake, so the next wake runs the notify
+    /// callback again, but stays on every queue it is registered on (cancellation stays).
+    ///
+    /// For a waiter shared by several operations of one file (every parked read and poll of it,
+    /// [`Wait::Arm`](crate::Wait::Arm)): unlike [`reset`](Self::reset), re-arming for one of
+    /// them never takes away a registration another one relies on. Between the removal and the
+    /// new registration a `reset` leaves a gap in which a wake reaches nobody; the operation that
+    /// re-arms then sees the readiness itself (it polls after registering), but the others sharing
+    /// the waiter do not, and stay parked with the data there. Queues it no longer needs keep
+    /// their entry until their next wake (a spurious wake, which a notify waiter must accept
+    /// anyway) or the waiter's drop; a queue holds one entry per waiter, so they do not grow.
+    pub fn rearm(&self) {
+        lock(&self.inner.state).woken = false;
+    }
+
     /// Re-arms: forgets a past wake and unregisters from every queue (cancellation stays).
+    ///
+    /// For a waiter of one operation (a thread about to block, [`Wait::Block`](crate::Wait::Block));
+    /// a waiter shared by several uses [`rearm`](Self::rearm).
     pub fn reset(&self) {
         let regs = {
             let mut st = lock(&self.inner.state);
@@ -476,6 +494,36 @@ mod tests {
         assert_eq!(hits.load(Ordering::SeqCst), 2);
         assert!(w.is_woken());
         drop(w); // unregistering from a dropped queue is harmless
+    }
+
+    #[test]
+    fn rearm_keeps_the_registrations_and_runs_the_callback_again() {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let h = hits.clone();
+        let w = Waiter::with_notify(move || {
+            h.fetch_add(1, Ordering::SeqCst);
+        });
+        let (a, b) = (WaitQueue::new(), WaitQueue::new());
+        a.register(&w);
+        b.register(&w);
+        // One user of the waiter re-arms: the other's registrations stay.
+        w.rearm();
+        assert_eq!((a.len(), b.len()), (1, 1));
+        assert_eq!(a.wake_all(), 1);
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+        assert_eq!(b.wake_all(), 1, "still registered on b");
+        assert_eq!(hits.load(Ordering::SeqCst), 1, "once per arming");
+        // Re-armed after the wakes: registered again (once), the next wake notifies again.
+        w.rearm();
+        a.register(&w);
+        a.register(&w);
+        assert_eq!(a.len(), 1);
+        a.wake_all();
+        assert_eq!(hits.load(Ordering::SeqCst), 2);
+        // reset, by contrast, takes every registration away.
+        b.register(&w);
+        w.reset();
+        assert_eq!(b.len(), 0);
     }
 
     #[test]

@@ -5,18 +5,45 @@
 //! one of three parties takes the reply out of the slot: the thread that completes the request
 //! (data arrived, device unplugged → ENODEV), the interrupt handler (→ EINTR), or session teardown.
 //!
-//! Invariant: the slot is emptied at most once (under its mutex) and the registry entry is removed
-//! by whoever empties it, so each parked request gets exactly one answer.
+//! An interrupt can arrive before its request is parked: the kernel sends `FUSE_INTERRUPT` as
+//! soon as the request reached the server, which may still be running it (a read that found no
+//! data and is about to park, or one being retried). Such an interrupt is remembered, and the
+//! request is answered `EINTR` when it parks. Answering the interrupt `EAGAIN` instead, which asks
+//! the kernel to send it again, works only over `/dev/fuse`: over io_uring the kernel looks the
+//! target up among the requests read from `/dev/fuse` (`fuse_dev_do_write` searches the device's
+//! own processing list; a ring request sits in its queue's), finds nothing, fails the reply with
+//! `ENOENT` and never sends the interrupt again, leaving the client deaf to further signals and
+//! SIGKILL waiting in `request_wait_answer` until the request completes.
+//!
+//! Invariants: the slot is emptied at most once (under its mutex) and the registry entry is
+//! removed by whoever empties it, so each parked request gets exactly one answer; a `unique` is in
+//! `interrupted` only while no slot for it is in `parked` (the two change under one lock).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
 
 use super::reply::Reply;
 
-/// The table of parked requests, by `unique`.
+/// How long an interrupt of a request not parked yet is remembered. The request parks within
+/// microseconds of the interrupt or never does (it was answered meanwhile; request ids are never
+/// reused, so a stale entry matches nothing).
+pub const INTERRUPT_MEMORY: Duration = Duration::from_secs(10);
+/// At most this many interrupts of requests not parked are remembered (the oldest go first).
+pub const INTERRUPT_MEMORY_LEN: usize = 1024;
+
+/// The table of parked requests, by `unique`, and the interrupts that came before their request
+/// parked.
 #[derive(Debug, Default)]
 pub struct Parking {
-    table: Mutex<HashMap<u64, Weak<Parked>>>,
+    table: Mutex<Table>,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    parked: HashMap<u64, Weak<Parked>>,
+    /// Interrupted requests not parked when their interrupt came, oldest first.
+    interrupted: VecDeque<(u64, Instant)>,
 }
 
 /// A parked request: its reply waits here until completed, interrupted or torn down.
@@ -32,30 +59,46 @@ pub struct Parked {
 }
 
 impl Parking {
-    /// Parks `reply`; the returned slot is how the completer finds it again.
+    fn table(&self) -> MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Parks `reply`; the returned slot is how the completer finds it again. If the request was
+    /// interrupted before it parked, it is answered `EINTR` now instead, and the slot is empty.
     pub fn park(self: &Arc<Self>, reply: Reply) -> Arc<Parked> {
         let unique = reply.unique();
         let p = Arc::new(Parked {
             unique,
-            reply: Mutex::new(Some(reply)),
+            reply: Mutex::new(None),
             parking: Arc::downgrade(self),
         });
-        self.table
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(unique, Arc::downgrade(&p));
+        let mut t = self.table();
+        if let Some(i) = t.interrupted.iter().position(|(u, _)| *u == unique) {
+            t.interrupted.remove(i);
+            drop(t);
+            reply.error(libc::EINTR);
+            return p;
+        }
+        *p.reply.lock().unwrap_or_else(|e| e.into_inner()) = Some(reply);
+        t.parked.insert(unique, Arc::downgrade(&p));
         p
     }
 
     /// Handles FUSE_INTERRUPT for `unique`: answers the parked request with EINTR and returns true,
-    /// or returns false when no such request is parked (not parked yet, or already answered).
+    /// or returns false when no such request is parked; it is then remembered (for
+    /// [`INTERRUPT_MEMORY`]), so that the request is answered EINTR if it parks later. The
+    /// interrupt itself takes no answer either way.
     pub fn interrupt(&self, unique: u64) -> bool {
-        let p = self
-            .table
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&unique)
-            .and_then(Weak::upgrade);
+        let p = {
+            let mut t = self.table();
+            match t.parked.get(&unique).and_then(Weak::upgrade) {
+                Some(p) => Some(p),
+                None => {
+                    t.remember(unique, Instant::now());
+                    None
+                }
+            }
+        };
         match p.and_then(|p| p.take()) {
             Some(r) => {
                 r.error(libc::EINTR);
@@ -65,15 +108,14 @@ impl Parking {
         }
     }
 
+    /// Interrupts remembered for requests not parked yet.
+    pub fn interrupted_unparked(&self) -> usize {
+        self.table().interrupted.len()
+    }
+
     /// Answers every parked request with `errno` (session teardown).
     pub fn fail_all(&self, errno: i32) {
-        let all: Vec<_> = self
-            .table
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let all: Vec<_> = self.table().parked.values().cloned().collect();
         for p in all.iter().filter_map(Weak::upgrade) {
             if let Some(r) = p.take() {
                 r.error(errno);
@@ -83,12 +125,27 @@ impl Parking {
 
     /// Number of requests parked right now.
     pub fn len(&self) -> usize {
-        self.table.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.table().parked.len()
     }
 
     /// True when nothing is parked.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+impl Table {
+    /// Remembers an interrupt of `unique` (not parked), forgetting the stale and the oldest.
+    fn remember(&mut self, unique: u64, now: Instant) {
+        while self.interrupted.front().is_some_and(|(_, t)| {
+            now.duration_since(*t) > INTERRUPT_MEMORY
+                || self.interrupted.len() >= INTERRUPT_MEMORY_LEN
+        }) {
+            self.interrupted.pop_front();
+        }
+        if !self.interrupted.iter().any(|(u, _)| *u == unique) {
+            self.interrupted.push_back((unique, now));
+        }
     }
 }
 
@@ -105,11 +162,7 @@ impl Parked {
     /// Removes this request from the table interrupts are looked up in.
     fn unpark(&self) {
         if let Some(parking) = self.parking.upgrade() {
-            parking
-                .table
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&self.unique);
+            parking.table().parked.remove(&self.unique);
         }
     }
 
@@ -158,7 +211,7 @@ mod tests {
         assert!(parking.is_empty());
         let h = next_reply(&mut r);
         assert_eq!((h.unique, h.error, h.len), (42, -libc::EINTR, 16));
-        // The completer wins: the interrupt finds nothing (the server then answers it EAGAIN).
+        // The completer wins: the interrupt finds nothing (remembered, matching nothing later).
         let p = parking.park(Reply::new(ch.clone(), 44));
         p.take().unwrap().ok(&[b"data"]);
         assert!(!parking.interrupt(44));
@@ -167,6 +220,50 @@ mod tests {
         let mut d = [0u8; 4];
         r.read_exact(&mut d).unwrap();
         assert_eq!(&d, b"data");
+    }
+
+    #[test]
+    fn an_interrupt_before_the_park_answers_the_park() {
+        let (ch, mut r) = pipe_channel();
+        let parking = Arc::new(Parking::default());
+        // The interrupt comes while the request is still being served (not parked).
+        assert!(!parking.interrupt(46));
+        assert_eq!(parking.interrupted_unparked(), 1);
+        let p = parking.park(Reply::new(ch.clone(), 46));
+        let h = next_reply(&mut r);
+        assert_eq!(
+            (h.unique, h.error),
+            (46, -libc::EINTR),
+            "answered at the park"
+        );
+        assert!(!p.is_pending() && p.take().is_none(), "an empty slot");
+        assert!(parking.is_empty());
+        assert_eq!(parking.interrupted_unparked(), 0, "used up");
+        // Another request parks normally.
+        let q = parking.park(Reply::new(ch, 48));
+        assert!(q.is_pending());
+        assert_eq!(parking.len(), 1);
+    }
+
+    #[test]
+    fn remembered_interrupts_are_bounded_in_number_and_age() {
+        let mut t = Table::default();
+        let t0 = Instant::now();
+        for u in 0..(INTERRUPT_MEMORY_LEN as u64 + 10) {
+            t.remember(u, t0);
+        }
+        assert_eq!(t.interrupted.len(), INTERRUPT_MEMORY_LEN);
+        assert_eq!(
+            t.interrupted.front().map(|e| e.0),
+            Some(10),
+            "the oldest went"
+        );
+        t.remember(5000, t0);
+        t.remember(5000, t0);
+        assert_eq!(t.interrupted.iter().filter(|e| e.0 == 5000).count(), 1);
+        let later = t0 + INTERRUPT_MEMORY + Duration::from_secs(1);
+        t.remember(6000, later);
+        assert_eq!(t.interrupted.len(), 1, "the stale ones went");
     }
 
     #[test]

@@ -646,15 +646,11 @@ pub(crate) fn serve<F: Filesystem>(ctx: &Ctx, fs: &F, req: Request<'_>, reply: R
     match req.op {
         Op::Forget => reply.no_reply(),
         Op::Interrupt { target } => {
-            if ctx.parking.interrupt(target) {
-                // The kernel expects no answer to an interrupt it need not send again (libfuse
-                // sends none); one would only fail with ENOENT, its target being answered.
-                reply.no_reply();
-            } else {
-                // Not parked (yet): let the kernel queue the interrupt again a moment later.
-                std::thread::sleep(Duration::from_micros(200));
-                reply.error(libc::EAGAIN);
-            }
+            // Answered now if parked, else remembered for when it parks (see `interrupt`). The
+            // interrupt takes no answer (libfuse sends none): EAGAIN, "send it again", reaches
+            // the kernel only for requests read from /dev/fuse, not for io_uring's.
+            ctx.parking.interrupt(target);
+            reply.no_reply();
         }
         Op::Init { .. } => reply.error(libc::EIO),
         Op::Destroy => reply.ok(&[]),

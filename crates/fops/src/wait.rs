@@ -9,8 +9,9 @@
 //! - a wake that happens after [`WaitQueue::register`] returned is never lost: it either sets the
 //!   waiter's `woken` flag (a later [`Waiter::wait`] returns at once) or finds the waiter already
 //!   woken;
-//! - a waiter's notify callback runs at most once per arming ([`Waiter::reset`] re-arms), never
-//!   under a queue lock, so it may register again;
+//! - a waiter's notify callback runs at most once per arming ([`Waiter::reset`] and
+//!   [`Waiter::rearm`] re-arm), never under a queue lock, so it may register again;
+//! - locks nest in one order only: a queue's, then a waiter's state (in `register`).
 //! - cancellation is sticky: once [`Waiter::cancel`] (or a [`Canceller`]) ran, every blocking
 //!   operation given this waiter returns `EINTR` instead of sleeping.
 //!
@@ -121,17 +122,17 @@ impl WaitQueue {
     /// A waiter is registered at most once per queue: registering it again before the wake is a
     /// no-op, so re-polling with the same waiter does not grow the queue.
     pub fn register(&self, waiter: &Waiter) {
-        let id = {
-            let mut e = lock(&self.inner.entries);
-            if e.0.iter().any(|(_, w)| Arc::ptr_eq(w, &waiter.inner)) {
-                return;
-            }
-            let id = e.1;
-            e.1 += 1;
-            e.0.push((id, waiter.inner.clone()));
-            id
-        };
+        let mut e = lock(&self.inner.entries);
+        if e.0.iter().any(|(_, w)| Arc::ptr_eq(w, &waiter.inner)) {
+            return;
+        }
+        let id = e.1;
+        e.1 += 1;
+        e.0.push((id, waiter.inner.clone()));
         let me = Arc::downgrade(&self.inner);
+        // Still under the queue's lock (queue, then waiter: nothing takes them the other way
+        // round), so that two users of one waiter registering while a wake consumes an entry
+        // cannot leave `regs` naming an entry the queue no longer has instead of the one it has.
         let mut st = lock(&waiter.inner.state);
         // A registration of this queue left from an earlier arming was consumed by a wake.
         st.regs.retain(|(q, _)| !q.ptr_eq(&me));
@@ -191,8 +192,8 @@ pub enum WaitOutcome {
 ///
 /// # Invariants
 ///
-/// `woken` is set by a wake and cleared only by [`reset`](Self::reset) or a
-/// [`wait`](Self::wait) that returns; `cancelled` is never cleared; the notify callback runs at
+/// `woken` is set by a wake and cleared only by [`reset`](Self::reset), [`rearm`](Self::rearm)
+/// or a [`wait`](Self::wait) that returns; `cancelled` is never cleared; the notify callback runs at
 /// most once between two clears of `woken`.
 ///
 /// # Examples
@@ -283,7 +284,7 @@ impl Waiter {
         lock(&self.inner.state).cancelled
     }
 
-    /// True if woken since the last [`reset`](Self::reset).
+    /// True if woken since the last [`reset`](Self::reset) or [`rearm`](Self::rearm).
     pub fn is_woken(&self) -> bool {
         lock(&self.inner.state).woken
     }

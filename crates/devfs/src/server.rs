@@ -316,6 +316,16 @@ pub struct Devfs {
     net: Option<Net>,
 }
 
+impl Drop for Devfs {
+    /// A Devfs dropped while serving stops as [`Stopper::stop`] does: `net/`'s invalidations end
+    /// first, then the session's drop stops and joins its threads.
+    fn drop(&mut self) {
+        if let Some(n) = &self.net {
+            let _ = n.gate.close(INVAL_DRAIN);
+        }
+    }
+}
+
 impl Devfs {
     /// Mounts at `mountpoint` with `threads` dispatch threads and fresh devices.
     ///
@@ -464,7 +474,15 @@ mod tests {
         assert!(g.enter());
         let g2 = g.clone();
         let closer = std::thread::spawn(move || g2.close(Duration::from_secs(10)));
-        std::thread::sleep(Duration::from_millis(50));
+        let start = Instant::now();
+        while !g.state().closed {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the closer never ran"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(Duration::from_millis(20));
         assert!(
             !closer.is_finished(),
             "the close waits while one is in flight"

@@ -147,8 +147,9 @@ impl OpenFile {
         Ok(d)
     }
 
-    /// Parks `reply` for a read that would block and returns true, unless the file is closed:
-    /// then the read is answered with the close's errno and this returns false.
+    /// Parks `reply` for a read that would block and returns true, unless the file is closed
+    /// (the read is then answered with the close's errno) or the read was interrupted before it
+    /// parked (answered EINTR); then this returns false.
     fn park_read(&self, reply: Reply, offset: u64, size: u32, flags: u32) -> bool {
         let mut w = self.waiters();
         if let Some(errno) = w.closed {
@@ -159,6 +160,10 @@ impl OpenFile {
         // Drop reads answered meanwhile by an interrupt, so the queue stays short.
         w.queue.retain(|p| p.parked.is_pending());
         let parked = self.ctx.park(reply);
+        if !parked.is_pending() {
+            // Interrupted before it parked: answered EINTR by the park.
+            return false;
+        }
         w.queue.push_back(PendingRead {
             parked,
             offset,

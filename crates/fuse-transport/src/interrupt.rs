@@ -6,8 +6,9 @@
 //! (data arrived, device unplugged → ENODEV), the interrupt handler (→ EINTR), or session teardown.
 //!
 //! An interrupt can arrive before its request is parked: the kernel sends `FUSE_INTERRUPT` as
-//! soon as the request reached the server, which may still be running it (a read that found no
-//! data and is about to park, or one being retried). Such an interrupt is remembered, and the
+//! soon as the request reached the server, which may not have started it yet (it waits in a ring
+//! entry, or for another `/dev/fuse` thread) or may still be running it (a read that found no data
+//! and is about to park, or one taken out for a retry). Such an interrupt is remembered, and the
 //! request is answered `EINTR` when it parks. Answering the interrupt `EAGAIN` instead, which asks
 //! the kernel to send it again, works only over `/dev/fuse`: over io_uring the kernel looks the
 //! target up among the requests read from `/dev/fuse` (`fuse_dev_do_write` searches the device's
@@ -16,20 +17,20 @@
 //! SIGKILL waiting in `request_wait_answer` until the request completes.
 //!
 //! Invariants: the slot is emptied at most once (under its mutex) and the registry entry is
-//! removed by whoever empties it, so each parked request gets exactly one answer; a `unique` is in
-//! `interrupted` only while no slot for it is in `parked` (the two change under one lock).
+//! removed by whoever empties it, so each parked request gets exactly one answer; an interrupt
+//! either takes a parked slot's reply under the table lock or is remembered under it, and `park`
+//! consults the memory under the same lock, so an interrupt is never lost between the two (a slot
+//! whose reply another thread is taking, to retry it, counts as not parked). Lock order: the
+//! table, then a slot.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::{Duration, Instant};
 
 use super::reply::Reply;
 
-/// How long an interrupt of a request not parked yet is remembered. The request parks within
-/// microseconds of the interrupt or never does (it was answered meanwhile; request ids are never
-/// reused, so a stale entry matches nothing).
-pub const INTERRUPT_MEMORY: Duration = Duration::from_secs(10);
-/// At most this many interrupts of requests not parked are remembered (the oldest go first).
+/// At most this many interrupts of requests not parked are remembered; the oldest go first. A
+/// remembered interrupt whose request never parks (it was answered meanwhile) stays until pushed
+/// out; it matches nothing else, as the kernel never reuses a request id within a connection.
 pub const INTERRUPT_MEMORY_LEN: usize = 1024;
 
 /// The table of parked requests, by `unique`, and the interrupts that came before their request
@@ -42,8 +43,10 @@ pub struct Parking {
 #[derive(Debug, Default)]
 struct Table {
     parked: HashMap<u64, Weak<Parked>>,
-    /// Interrupted requests not parked when their interrupt came, oldest first.
-    interrupted: VecDeque<(u64, Instant)>,
+    /// Interrupted requests not parked when their interrupt came: the set, and its order of
+    /// arrival (oldest first; the same members).
+    interrupted: HashSet<u64>,
+    order: VecDeque<u64>,
 }
 
 /// A parked request: its reply waits here until completed, interrupted or torn down.
@@ -73,8 +76,8 @@ impl Parking {
             parking: Arc::downgrade(self),
         });
         let mut t = self.table();
-        if let Some(i) = t.interrupted.iter().position(|(u, _)| *u == unique) {
-            t.interrupted.remove(i);
+        if t.interrupted.remove(&unique) {
+            t.order.retain(|u| *u != unique);
             drop(t);
             reply.error(libc::EINTR);
             return p;
@@ -85,21 +88,24 @@ impl Parking {
     }
 
     /// Handles FUSE_INTERRUPT for `unique`: answers the parked request with EINTR and returns true,
-    /// or returns false when no such request is parked; it is then remembered (for
-    /// [`INTERRUPT_MEMORY`]), so that the request is answered EINTR if it parks later. The
+    /// or returns false when no such request is parked; it is then remembered (see
+    /// [`INTERRUPT_MEMORY_LEN`]), so that the request is answered EINTR if it parks later. The
     /// interrupt itself takes no answer either way.
     pub fn interrupt(&self, unique: u64) -> bool {
-        let p = {
+        let reply = {
             let mut t = self.table();
-            match t.parked.get(&unique).and_then(Weak::upgrade) {
-                Some(p) => Some(p),
-                None => {
-                    t.remember(unique, Instant::now());
-                    None
-                }
+            let slot = t.parked.get(&unique).and_then(Weak::upgrade);
+            // Taken under the table lock: a slot whose reply another thread is taking out (to
+            // retry it) has none here, and the interrupt is remembered for its next park.
+            let r = slot.and_then(|p| p.reply.lock().unwrap_or_else(|e| e.into_inner()).take());
+            if r.is_some() {
+                t.parked.remove(&unique);
+            } else {
+                t.remember(unique);
             }
+            r
         };
-        match p.and_then(|p| p.take()) {
+        match reply {
             Some(r) => {
                 r.error(libc::EINTR);
                 true
@@ -110,7 +116,7 @@ impl Parking {
 
     /// Interrupts remembered for requests not parked yet.
     pub fn interrupted_unparked(&self) -> usize {
-        self.table().interrupted.len()
+        self.table().order.len()
     }
 
     /// Answers every parked request with `errno` (session teardown).
@@ -135,16 +141,16 @@ impl Parking {
 }
 
 impl Table {
-    /// Remembers an interrupt of `unique` (not parked), forgetting the stale and the oldest.
-    fn remember(&mut self, unique: u64, now: Instant) {
-        while self.interrupted.front().is_some_and(|(_, t)| {
-            now.duration_since(*t) > INTERRUPT_MEMORY
-                || self.interrupted.len() >= INTERRUPT_MEMORY_LEN
-        }) {
-            self.interrupted.pop_front();
+    /// Remembers an interrupt of `unique` (not parked), forgetting the oldest beyond the bound.
+    fn remember(&mut self, unique: u64) {
+        if !self.interrupted.insert(unique) {
+            return;
         }
-        if !self.interrupted.iter().any(|(u, _)| *u == unique) {
-            self.interrupted.push_back((unique, now));
+        self.order.push_back(unique);
+        while self.order.len() > INTERRUPT_MEMORY_LEN {
+            if let Some(old) = self.order.pop_front() {
+                self.interrupted.remove(&old);
+            }
         }
     }
 }
@@ -246,24 +252,38 @@ mod tests {
     }
 
     #[test]
-    fn remembered_interrupts_are_bounded_in_number_and_age() {
+    fn remembered_interrupts_are_bounded() {
         let mut t = Table::default();
-        let t0 = Instant::now();
         for u in 0..(INTERRUPT_MEMORY_LEN as u64 + 10) {
-            t.remember(u, t0);
+            t.remember(u);
         }
+        assert_eq!(t.order.len(), INTERRUPT_MEMORY_LEN);
         assert_eq!(t.interrupted.len(), INTERRUPT_MEMORY_LEN);
-        assert_eq!(
-            t.interrupted.front().map(|e| e.0),
-            Some(10),
-            "the oldest went"
-        );
-        t.remember(5000, t0);
-        t.remember(5000, t0);
-        assert_eq!(t.interrupted.iter().filter(|e| e.0 == 5000).count(), 1);
-        let later = t0 + INTERRUPT_MEMORY + Duration::from_secs(1);
-        t.remember(6000, later);
-        assert_eq!(t.interrupted.len(), 1, "the stale ones went");
+        assert_eq!(t.order.front(), Some(&10), "the oldest went");
+        assert!(!t.interrupted.contains(&9) && t.interrupted.contains(&10));
+        t.remember(5000);
+        t.remember(5000);
+        assert_eq!(t.order.iter().filter(|u| **u == 5000).count(), 1);
+        assert_eq!(t.order.len(), t.interrupted.len());
+    }
+
+    /// The window a review found: an interrupt while another thread is taking the slot's reply
+    /// out (to retry the request) finds the slot in the table but empty. It must be remembered, so
+    /// that the retry's re-park answers EINTR.
+    #[test]
+    fn an_interrupt_while_the_reply_is_being_taken_is_remembered() {
+        let (ch, mut r) = pipe_channel();
+        let parking = Arc::new(Parking::default());
+        let p = parking.park(Reply::new(ch, 50));
+        // The first half of take(): the reply is out, the table entry not yet removed.
+        let reply = p.reply.lock().unwrap().take().unwrap();
+        assert!(!parking.interrupt(50));
+        p.unpark();
+        // The retry would still block: it parks again, and the remembered interrupt answers.
+        let again = parking.park(reply);
+        assert_eq!(next_reply(&mut r).error, -libc::EINTR);
+        assert!(!again.is_pending());
+        assert!(parking.is_empty());
     }
 
     #[test]

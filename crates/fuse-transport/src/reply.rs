@@ -103,9 +103,9 @@ impl Reply {
         self.ok(&[body.as_bytes()]);
     }
 
-    /// For requests that take no answer (FORGET, and an INTERRUPT that reached its target; the
-    /// kernel sends both over `/dev/fuse` only; an io_uring entry must always be handed back, so
-    /// there it answers ENOSYS).
+    /// For requests that take no answer (FORGET and INTERRUPT, which the kernel sends over
+    /// `/dev/fuse` only; an io_uring entry must always be handed back, so there it answers
+    /// ENOSYS).
     pub(crate) fn no_reply(mut self) {
         match self.sink {
             Sink::Dev(_) => self.done = true,

@@ -647,8 +647,9 @@ pub(crate) fn serve<F: Filesystem>(ctx: &Ctx, fs: &F, req: Request<'_>, reply: R
         Op::Forget => reply.no_reply(),
         Op::Interrupt { target } => {
             // Answered now if parked, else remembered for when it parks (see `interrupt`). The
-            // interrupt takes no answer (libfuse sends none): EAGAIN, "send it again", reaches
-            // the kernel only for requests read from /dev/fuse, not for io_uring's.
+            // interrupt itself takes no answer: EAGAIN, "send it again", which libfuse answers
+            // an unmatched one with, reaches the kernel only for requests read from /dev/fuse,
+            // not for io_uring's.
             ctx.parking.interrupt(target);
             reply.no_reply();
         }

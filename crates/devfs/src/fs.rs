@@ -148,8 +148,8 @@ impl OpenFile {
     }
 
     /// Parks `reply` for a read that would block and returns true, unless the file is closed
-    /// (the read is then answered with the close's errno) or the read was interrupted before it
-    /// parked (answered EINTR); then this returns false.
+    /// (the read is then answered with the close's errno) or the read was interrupted before or
+    /// as it parked (answered EINTR, by the park or by the interrupt); then this returns false.
     fn park_read(&self, reply: Reply, offset: u64, size: u32, flags: u32) -> bool {
         let mut w = self.waiters();
         if let Some(errno) = w.closed {
@@ -237,7 +237,10 @@ impl OpenFile {
             match self.do_read(p.offset, p.size, p.flags) {
                 Err(libc::EAGAIN) => {
                     let parked = self.ctx.park(reply);
-                    keep.push_back(PendingRead { parked, ..p });
+                    // Not if the park answered it EINTR (interrupted during the retry).
+                    if parked.is_pending() {
+                        keep.push_back(PendingRead { parked, ..p });
+                    }
                 }
                 Ok(d) => reply.ok(&[&d]),
                 Err(e) => reply.error(e),

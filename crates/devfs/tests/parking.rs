@@ -3,8 +3,8 @@
 //! resource already revoked), that a wake arriving during a retry is neither lost nor made to
 //! wait for the retry, that a RELEASE during a retry still answers the read being retried (and a
 //! read that would park after it), that reads are retried in the order they parked, that an
-//! interrupt during a retry answers the read as it parks again, and that a driver panicking in a
-//! retry does not strand the reads parked meanwhile.
+//! interrupt during a read's first try or a retry answers the read as it parks, and that a driver
+//! panicking in a retry does not strand the reads parked meanwhile.
 //!
 //! Each case dispatches from a thread of its own and waits for answers with a deadline, so a
 //! regression (a self-deadlock, a lost wake) fails the test instead of hanging it.
@@ -354,9 +354,31 @@ fn parked_reads_are_retried_in_the_order_they_parked() {
 /// read a second time, nor retry it.
 #[test]
 fn an_interrupt_during_a_retry_answers_the_read_as_it_parks_again() {
-    let (mut f, arrived, go) = always_blocking_gated_at(2);
+    let f = interrupted_during_read(2);
+    assert_eq!(f.calls(), 2, "an interrupted read is not retried");
+}
+
+/// An INTERRUPT that arrives during a read's first try (before it ever parked) is remembered: the
+/// read, finding no data, is answered EINTR as it parks, is not counted as parked, and is never
+/// retried.
+#[test]
+fn an_interrupt_during_the_first_read_answers_it_as_it_parks() {
+    let f = interrupted_during_read(1);
+    assert_eq!(f.calls(), 1, "never retried");
+    let parked =
+        f.fs.stats()
+            .parked_reads
+            .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(parked, 0, "not counted as parked");
+}
+
+/// Read 4 on a file that never has data, interrupted while its `call`th driver read runs: the
+/// INTERRUPT takes no answer, the read is answered EINTR once (a later wake answers nothing), and
+/// nothing stays parked.
+fn interrupted_during_read(call: u32) -> Fixture {
+    let (mut f, arrived, go) = always_blocking_gated_at(call);
     let t = f.read(4);
-    arrived.recv_timeout(DEADLINE).expect("the retry");
+    arrived.recv_timeout(DEADLINE).expect("the gated read");
     join(f.interrupt(6, 4), "INTERRUPT");
     assert_eq!(f.w.messages().len(), 0, "the INTERRUPT takes no answer");
     go.send(()).unwrap();
@@ -366,7 +388,7 @@ fn an_interrupt_during_a_retry_answers_the_read_as_it_parks_again() {
     let waker = f.handle.waker.lock().unwrap().clone().unwrap();
     waker();
     assert_eq!(f.w.messages().len(), 0, "answered once");
-    assert_eq!(f.calls(), 2, "an interrupted read is not retried");
+    f
 }
 
 /// An INTERRUPT of a read already parked answers it EINTR at once; the INTERRUPT itself takes no

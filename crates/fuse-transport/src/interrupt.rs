@@ -2,12 +2,15 @@
 //!
 //! A request that must wait (a blocking read, say) is *parked*: its [`Reply`] goes into a
 //! [`Parked`] slot registered under its `unique`, and the dispatch thread moves on. Later, exactly
-//! one of three parties takes the reply out of the slot: the thread that completes the request
-//! (data arrived, device unplugged → ENODEV), the interrupt handler (→ EINTR), or session teardown.
+//! one party takes the reply out of the slot: the thread that completes or retries the request
+//! (data arrived, device unplugged → ENODEV, file closed → its errno), the interrupt handler
+//! (→ EINTR), or session teardown; or nobody ever puts it there, when `park` finds the request
+//! already interrupted and answers EINTR itself.
 //!
 //! An interrupt can arrive before its request is parked: the kernel sends `FUSE_INTERRUPT` as
 //! soon as the request reached the server, which may not have started it yet (it waits in a ring
-//! entry, or for another `/dev/fuse` thread) or may still be running it (a read that found no data
+//! entry, or one `/dev/fuse` thread read it and another read its interrupt before the first
+//! dispatched it) or may still be running it (a read that found no data
 //! and is about to park, or one taken out for a retry). Such an interrupt is remembered, and the
 //! request is answered `EINTR` when it parks. Answering the interrupt `EAGAIN` instead, which asks
 //! the kernel to send it again, works only over `/dev/fuse`: over io_uring the kernel looks the
@@ -28,9 +31,11 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use super::reply::Reply;
 
-/// At most this many interrupts of requests not parked are remembered; the oldest go first. A
-/// remembered interrupt whose request never parks (it was answered meanwhile) stays until pushed
-/// out; it matches nothing else, as the kernel never reuses a request id within a connection.
+/// At most this many interrupts of requests not parked are remembered: the latest unmatched ones,
+/// the oldest going first. A remembered interrupt whose request never parks (it was answered
+/// meanwhile, the common case) stays until pushed out; it matches nothing else, as the kernel
+/// never reuses a request id within a connection. Look-up is a set's; using up a match also
+/// scans the order (at most this long), under the table lock, once per interrupted park.
 pub const INTERRUPT_MEMORY_LEN: usize = 1024;
 
 /// The table of parked requests, by `unique`, and the interrupts that came before their request
@@ -52,8 +57,9 @@ struct Table {
 /// A parked request: its reply waits here until completed, interrupted or torn down.
 ///
 /// # Invariants
-/// `reply` is `Some` until exactly one `take` empties it; while `Some`, `parking` has an entry for
-/// `unique` pointing at this slot.
+/// `reply` is `Some` from `park` until exactly one party empties it (`take`, or `Parking`'s
+/// interrupt under the table lock), and never `Some` in a slot `park` answered EINTR; while
+/// `Some`, `parking` has an entry for `unique` pointing at this slot.
 #[derive(Debug)]
 pub struct Parked {
     unique: u64,
@@ -96,7 +102,9 @@ impl Parking {
             let mut t = self.table();
             let slot = t.parked.get(&unique).and_then(Weak::upgrade);
             // Taken under the table lock: a slot whose reply another thread is taking out (to
-            // retry it) has none here, and the interrupt is remembered for its next park.
+            // retry it) has none here, and the interrupt is remembered for its next park. The
+            // upgraded slot may be the last reference and drop here, under the lock: safe only
+            // because its reply is None by then, so its Drop does not take the table lock.
             let r = slot.and_then(|p| p.reply.lock().unwrap_or_else(|e| e.into_inner()).take());
             if r.is_some() {
                 t.parked.remove(&unique);
@@ -114,7 +122,8 @@ impl Parking {
         }
     }
 
-    /// Interrupts remembered for requests not parked yet.
+    /// Interrupts remembered (see [`INTERRUPT_MEMORY_LEN`]): of requests not parked yet, and
+    /// stale ones of requests answered without parking.
     pub fn interrupted_unparked(&self) -> usize {
         self.table().order.len()
     }

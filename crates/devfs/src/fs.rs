@@ -129,11 +129,7 @@ impl OpenFile {
             std::mem::take(&mut w.queue)
         };
         self.handle.release();
-        for p in queue {
-            if let Some(r) = p.parked.take() {
-                r.error(errno);
-            }
-        }
+        fail(queue, errno);
     }
 
     /// The close's errno, once the file is closed.
@@ -161,7 +157,7 @@ impl OpenFile {
         w.queue.retain(|p| p.parked.is_pending());
         let parked = self.ctx.park(reply);
         if !parked.is_pending() {
-            // Interrupted before it parked: answered EINTR by the park.
+            // Interrupted before or as it parked: already answered EINTR.
             return false;
         }
         w.queue.push_back(PendingRead {
@@ -195,11 +191,7 @@ impl OpenFile {
                 w = self.waiters();
                 if let Some(errno) = w.closed {
                     drop(w);
-                    for p in keep {
-                        if let Some(r) = p.parked.take() {
-                            r.error(errno);
-                        }
-                    }
+                    fail(keep, errno);
                     w = self.waiters();
                 } else {
                     // Reads parked during the retry came after the kept ones.
@@ -247,6 +239,15 @@ impl OpenFile {
             }
         }
         keep
+    }
+}
+
+/// Answers each of `reads` not answered yet (by an interrupt) with `errno`.
+fn fail(reads: VecDeque<PendingRead>, errno: i32) {
+    for p in reads {
+        if let Some(r) = p.parked.take() {
+            r.error(errno);
+        }
     }
 }
 

@@ -12,7 +12,7 @@
 //! [`crate::dynamic`]; the devices outlive the session.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -134,7 +134,6 @@ pub struct NetOptions {
 struct Net {
     bus: Arc<NetBus>,
     monitor: Option<LinkMonitor>,
-    stop: Arc<AtomicBool>,
     gate: Arc<InvalGate>,
     inval: Option<JoinHandle<()>>,
 }
@@ -181,6 +180,11 @@ impl InvalGate {
         }
         st.in_flight = true;
         true
+    }
+
+    /// True once closed.
+    fn is_closed(&self) -> bool {
+        self.state().closed
     }
 
     /// After an invalidation.
@@ -237,7 +241,8 @@ impl Net {
     fn shut(&mut self) {
         // The monitor first: no more events; then the invalidation thread.
         self.monitor = None;
-        self.stop.store(true, Ordering::Release);
+        // Closing the gate is also what makes the thread leave (at its next idle tick).
+        let _ = self.gate.close(INVAL_DRAIN);
         if let Some(t) = self.inval.take() {
             let _ = t.join();
         }
@@ -260,13 +265,12 @@ impl std::fmt::Debug for Net {
 
 /// For each interface removed from `bus`, invalidates `net/NAME` in the kernel's dentry cache.
 /// Runs outside the dispatch threads (the kernel takes the directory's lock for it).
-/// None is sent once `gate` is closed.
+/// None is sent once `gate` is closed, and the thread then leaves.
 fn invalidate_removed(
     bus: &NetBus,
     notifier: Notifier,
     stats: Arc<Stats>,
     gate: Arc<InvalGate>,
-    stop: Arc<AtomicBool>,
 ) -> JoinHandle<()> {
     let rx = bus.bus().subscribe();
     std::thread::spawn(move || loop {
@@ -282,7 +286,7 @@ fn invalidate_removed(
                 }
             }
             Ok(_) => {}
-            Err(RecvTimeoutError::Timeout) if !stop.load(Ordering::Acquire) => {}
+            Err(RecvTimeoutError::Timeout) if !gate.is_closed() => {}
             Err(_) => return,
         }
     })
@@ -362,16 +366,13 @@ impl Devfs {
         )?;
         let net = match (bus, &options.net) {
             (Some(bus), Some(o)) => {
-                let stop = Arc::new(AtomicBool::new(false));
                 let gate = Arc::new(InvalGate::default());
-                let inval =
-                    invalidate_removed(&bus, session.notifier(), stats, gate.clone(), stop.clone());
+                let inval = invalidate_removed(&bus, session.notifier(), stats, gate.clone());
                 let b = bus.clone();
                 match LinkMonitor::start(o.netns.as_deref(), move |ev| b.handle(ev)) {
                     Ok(m) => Some(Net {
                         bus,
                         monitor: Some(m),
-                        stop,
                         gate,
                         inval: Some(inval),
                     }),
@@ -379,7 +380,6 @@ impl Devfs {
                         let mut n = Net {
                             bus,
                             monitor: None,
-                            stop,
                             gate,
                             inval: Some(inval),
                         };

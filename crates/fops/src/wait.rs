@@ -477,13 +477,19 @@ mod tests {
         );
     }
 
-    #[test]
-    fn notify_once_per_arming_and_drop_wakes() {
+    /// A notify waiter and the count of its callback's runs.
+    fn counting_waiter() -> (Arc<AtomicUsize>, Waiter) {
         let hits = Arc::new(AtomicUsize::new(0));
         let h = hits.clone();
         let w = Waiter::with_notify(move || {
             h.fetch_add(1, Ordering::SeqCst);
         });
+        (hits, w)
+    }
+
+    #[test]
+    fn notify_once_per_arming_and_drop_wakes() {
+        let (hits, w) = counting_waiter();
         let q = WaitQueue::new();
         q.register(&w);
         q.register(&w);
@@ -499,11 +505,7 @@ mod tests {
 
     #[test]
     fn rearm_keeps_the_registrations_and_runs_the_callback_again() {
-        let hits = Arc::new(AtomicUsize::new(0));
-        let h = hits.clone();
-        let w = Waiter::with_notify(move || {
-            h.fetch_add(1, Ordering::SeqCst);
-        });
+        let (hits, w) = counting_waiter();
         let (a, b) = (WaitQueue::new(), WaitQueue::new());
         a.register(&w);
         b.register(&w);
